@@ -1,0 +1,189 @@
+# refstore - one non-recursive Makefile.
+#
+#   make                  the static and shared library (build/release)
+#   make check            build and run every TAP test through prove
+#   make check SANITIZE=address   ... under ASan+UBSan (build/address)
+#   make check SANITIZE=thread    ... under TSan (build/thread)
+#   make check DEBUG=1    ... with the debug checks (build/debug)
+#   make bench            the benchmarks (release build), ratios against peers
+#   make install PREFIX=/usr/local
+#   make deps             check (and on Debian, as root, install) dependencies
+#
+# WERROR=1 turns warnings into errors (CI sets it).
+
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+CC      ?= cc
+CXX     ?= c++
+PROVE   ?= prove
+
+SANITIZE ?=
+DEBUG    ?= 0
+WERROR   ?= 0
+
+VARIANT := $(if $(SANITIZE),$(SANITIZE),release)$(if $(filter 1,$(DEBUG)),-debug,)
+ifeq ($(VARIANT),release-debug)
+VARIANT := debug
+endif
+B := build/$(VARIANT)
+
+# Dependencies: pkg-config name -> Debian package
+PKGS      := liburcu-qsbr jemalloc
+PKG_DEBS  := liburcu-dev libjemalloc-dev
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes \
+        -Wstrict-prototypes -Wpointer-arith -Wcast-align -Wwrite-strings \
+        -Wformat=2 -Wvla -Wnull-dereference -Wundef
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+OPT := $(if $(filter 1,$(DEBUG)),-O1 -DRS_DEBUG=1,-O2)
+SAN :=
+ifeq ($(SANITIZE),address)
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+       -fno-omit-frame-pointer -DRS_PLAIN_MALLOC
+else ifeq ($(SANITIZE),thread)
+SAN := -fsanitize=thread -DRS_PLAIN_MALLOC
+else ifneq ($(SANITIZE),)
+$(error SANITIZE must be address or thread)
+endif
+
+DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS   = $(shell pkg-config --libs liburcu-qsbr 2>/dev/null) \
+             $(if $(SANITIZE),,$(shell pkg-config --libs jemalloc 2>/dev/null)) -lpthread
+
+CFLAGS   ?=
+CPPFLAGS := -Iinclude -Ilib -D_GNU_SOURCE
+ALL_CFLAGS := -std=c11 -g -fPIC -fvisibility=hidden $(OPT) $(SAN) $(WARN) \
+              $(DEP_CFLAGS) $(CFLAGS)
+LDFLAGS  ?=
+ALL_LDFLAGS := $(SAN) $(LDFLAGS)
+
+LIB_SRC := lib/object.c lib/defer.c lib/runtime.c lib/verify.c \
+           threads/thread.c threads/world.c threads/reclaim.c threads/fork.c
+LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
+HDRS    := include/refstore.h lib/internal.h lib/atomics.h
+
+TEST_SRC := $(wildcard tests/test_*.c)
+TESTS    := $(patsubst tests/%.c,$(B)/tests/%.t,$(TEST_SRC)) \
+            $(B)/tests/test_header_cxx.t $(B)/tests/test_shared.t
+TEST_SH  := $(wildcard tests/*.sh)
+
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCHES   := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+
+VERSION := 0.1.0
+
+.PHONY: all lib check bench install uninstall clean deps
+all: lib
+lib: $(B)/librefstore.a $(B)/librefstore.so
+
+# --------------------------------------------------------------------------
+# Dependencies: checked once per build folder; installed with apt-get when
+# that is possible, otherwise one line says what is missing.
+# --------------------------------------------------------------------------
+deps: $(B)/.deps
+$(B)/.deps:
+	@mkdir -p $(B)
+	@missing=""; \
+	 command -v pkg-config >/dev/null 2>&1 || missing="pkg-config"; \
+	 command -v $(PROVE) >/dev/null 2>&1 || missing="$$missing perl"; \
+	 if command -v pkg-config >/dev/null 2>&1; then \
+	   for p in $(PKGS); do pkg-config --exists $$p || missing="$$missing $$p"; done; \
+	 fi; \
+	 if [ -n "$$missing" ]; then \
+	   debs="pkg-config perl $(PKG_DEBS)"; \
+	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	     echo "refstore: installing $$debs (missing:$$missing)"; \
+	     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$debs) >/dev/null || \
+	       { echo "refstore: apt-get install $$debs failed"; exit 1; }; \
+	   else \
+	     echo "refstore: missing$$missing; install them with: apt-get install $$debs"; exit 1; \
+	   fi; \
+	 fi
+	@touch $@
+
+# --------------------------------------------------------------------------
+# The library
+# --------------------------------------------------------------------------
+$(B)/obj/%.o: %.c $(HDRS) | $(B)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DRS_BUILDING=1 $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/librefstore.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/librefstore.so.0: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,librefstore.so.0 -Wl,-z,defs $(ALL_LDFLAGS) \
+	  -o $@ $^ $(DEP_LIBS)
+
+$(B)/librefstore.so: $(B)/librefstore.so.0
+	ln -sf librefstore.so.0 $@
+
+# --------------------------------------------------------------------------
+# Tests: one TAP program per module, linked statically (they may use the
+# internal rs__ functions); two more link the shared library and include only
+# the public header, as C and as C++.
+# --------------------------------------------------------------------------
+$(B)/tests/%.t: tests/%.c tests/tap.h $(HDRS) $(B)/librefstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
+	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) -lm
+
+$(B)/tests/test_shared.t: tests/shared.c tests/tap.h include/refstore.h $(B)/librefstore.so
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude -std=c99 -g $(OPT) $(SAN) $(WARN) $< -o $@ \
+	  $(ALL_LDFLAGS) -L$(B) -l:librefstore.so -Wl,-rpath,$(abspath $(B)) -lpthread
+
+$(B)/tests/test_header_cxx.t: tests/header.cc tests/tap.h include/refstore.h $(B)/librefstore.so
+	@mkdir -p $(dir $@)
+	$(CXX) -Iinclude -std=c++11 -g $(OPT) $(SAN) -Wall -Wextra -Wpedantic \
+	  $(if $(filter 1,$(WERROR)),-Werror,) $< -o $@ \
+	  $(ALL_LDFLAGS) -L$(B) -l:librefstore.so -Wl,-rpath,$(abspath $(B)) -lpthread
+
+check: $(TESTS)
+	B=$(B) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
+
+# --------------------------------------------------------------------------
+# Benchmarks (not tests: no thresholds; each prints ratios against a peer)
+# --------------------------------------------------------------------------
+$(B)/bench/%: bench/%.c $(HDRS) $(B)/librefstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
+	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) -lm
+
+bench: $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+# --------------------------------------------------------------------------
+# Install
+# --------------------------------------------------------------------------
+$(B)/refstore.pc: Makefile
+	@mkdir -p $(B)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	  'Name: refstore' \
+	  'Description: shared object graphs for threaded C: biased and deferred reference counting over RCU' \
+	  'Version: $(VERSION)' \
+	  'Requires.private: liburcu-qsbr jemalloc' \
+	  'Libs: -L$${libdir} -lrefstore' \
+	  'Libs.private: -lpthread' \
+	  'Cflags: -I$${includedir}' > $@
+
+install: lib $(B)/refstore.pc
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)
+	install -m 644 include/refstore.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(B)/librefstore.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(B)/librefstore.so.0 $(DESTDIR)$(LIBDIR)/librefstore.so.0
+	ln -sf librefstore.so.0 $(DESTDIR)$(LIBDIR)/librefstore.so
+	install -m 644 $(B)/refstore.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/refstore.h $(DESTDIR)$(LIBDIR)/librefstore.a \
+	  $(DESTDIR)$(LIBDIR)/librefstore.so $(DESTDIR)$(LIBDIR)/librefstore.so.0 \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/refstore.pc
+
+clean:
+	rm -rf build

@@ -1,0 +1,244 @@
+/*
+ * refstore.h - the public API of refstore.
+ *
+ * refstore manages a graph of objects shared by the threads of a C program:
+ * biased reference counts, deferred decrements that mature after an RCU grace
+ * period, and safepoints at which threads apply their decrements and stop for
+ * a collection.  See docs/api.md for every function and docs/design.md for the
+ * reference contract:
+ *
+ *   1. A counted reference (rs_new, rs_incref, rs_get_ref) keeps its object
+ *      alive until the holder gives it back with rs_decref.
+ *   2. A borrowed reference (a pointer read with rs_get, or read plainly from a
+ *      private object) stays valid until the reading thread's next safepoint.
+ *   3. rs_decref never frees at once: the decrement is applied at a later
+ *      safepoint of the calling thread, after every thread that could have
+ *      borrowed the object has passed a safepoint.
+ *
+ * Conventions: functions return NULL or -1 and set errno on failure (EPERM
+ * when the calling thread is not attached, EINVAL for bad arguments, ENOMEM).
+ *
+ * This header compiles as C99 or later and as C++.
+ */
+#ifndef REFSTORE_H
+#define REFSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define RS_API __attribute__((visibility("default")))
+#else
+#define RS_API
+#endif
+
+#define REFSTORE_VERSION_MAJOR 0
+#define REFSTORE_VERSION_MINOR 1
+
+/* ------------------------------------------------------------------------ */
+/* Runtime and threads                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Configuration for rs_init.  Zero fields take the default, which the
+ * matching REFSTORE_* environment variable may override. */
+typedef struct rs_config {
+	/* Bytes of deferred decrements a thread may hold before its safepoint
+	 * waits for a grace period (REFSTORE_DEFER_LIMIT; default 1 MiB). */
+	size_t defer_limit_bytes;
+	/* Entries in one decrement batch (REFSTORE_BATCH; default 2048). */
+	size_t batch_entries;
+	/* 1 to print a leak summary on stderr at rs_shutdown, -1 to stay
+	 * silent (REFSTORE_REPORT_LEAKS; default 1). */
+	int report_leaks;
+} rs_config;
+
+RS_API int rs_init(const rs_config *cfg);
+RS_API long rs_shutdown(void);
+
+RS_API int rs_thread_attach(void);
+RS_API int rs_thread_detach(void);
+RS_API int rs_safepoint(void);
+RS_API int rs_offline(void);
+RS_API int rs_online(void);
+
+/* ------------------------------------------------------------------------ */
+/* Types and objects                                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef void (*rs_visit_fn)(void *child, void *arg);
+
+/* Objects of this type never hold references that can form a cycle; the
+ * collector does not track them. */
+#define RS_TYPE_NO_CYCLES 0x1u
+
+typedef struct rs_type {
+	const char *name;	/* for messages and reports */
+	size_t size;		/* bytes of the object, header excluded */
+	/* Calls visit(child, arg) for every counted reference the object
+	 * holds (NULL fields may be skipped).  Must not change the object. */
+	void (*traverse)(void *obj, rs_visit_fn visit, void *arg);
+	/* Optional; runs at most once before a collected object dies. */
+	void (*finalize)(void *obj);
+	/* Optional; releases outside resources.  Never touches other
+	 * refstore objects and never changes reference fields. */
+	void (*destroy)(void *obj);
+	unsigned flags;		/* RS_TYPE_* */
+} rs_type;
+
+/* Largest object size rs_new accepts. */
+#define RS_MAX_OBJECT_SIZE ((size_t)1 << 32)
+
+RS_API void *rs_new(const rs_type *type);
+static inline void *rs_incref(void *obj);
+static inline int rs_decref(void *obj);
+RS_API int rs_publish(void *obj);
+RS_API int rs_immortalize(void *obj);
+RS_API long rs_refcount(const void *obj);
+RS_API const rs_type *rs_type_of(const void *obj);
+
+/* ------------------------------------------------------------------------ */
+/* Reference fields and shared slots                                          */
+/* ------------------------------------------------------------------------ */
+
+/* A field is any `T *` member (or global) that holds a counted reference;
+ * the functions take its address. */
+static inline void *rs_get(const void *field);
+RS_API void *rs_get_ref(const void *field);
+RS_API int rs_set(void *field, void *val);
+RS_API int rs_set_steal(void *field, void *val);
+RS_API int rs_clear(void *field);
+
+/* ------------------------------------------------------------------------ */
+/* Introspection                                                             */
+/* ------------------------------------------------------------------------ */
+
+struct rs_stats {
+	size_t live_objects;		/* allocated and not yet destroyed */
+	size_t live_bytes;		/* their sizes, headers included */
+	uint64_t objects_allocated;	/* since rs_init */
+	uint64_t objects_freed;
+	size_t pending_decrements;	/* logged, not yet applied */
+	size_t pending_bytes;		/* bytes of the objects they name */
+	size_t pending_bytes_max;	/* high-water mark of pending_bytes
+					   of any one thread */
+	size_t defer_limit_bytes;	/* the per-thread bound in force */
+	uint64_t grace_periods;		/* completed by the reclaimer */
+	uint64_t gp_latency_avg_ns;	/* batch sealed -> batch matured */
+	uint64_t gp_latency_max_ns;
+	uint64_t batches_sealed;
+	uint64_t defer_waits;		/* safepoints that waited on the bound */
+	uint64_t merges_queued;		/* objects queued to their owner */
+	uint64_t merges_on_the_spot;	/* owner offline or gone */
+	size_t attached_threads;
+	uint64_t world_stops;
+	uint64_t ttsp_max_ns;		/* time-to-safepoint, worst stop */
+	uint64_t ttsp_total_ns;
+	uint64_t pause_max_ns;		/* world stopped, worst stop */
+	uint64_t pause_total_ns;
+};
+
+RS_API int rs_stats(struct rs_stats *out);
+RS_API long rs_heap_verify(void);
+
+/* ======================================================================== */
+/* Not part of the API: what the inline fast paths below need.  Field layout */
+/* and names may change in any release.                                     */
+/* ======================================================================== */
+
+/*
+ * Object header, placed just before the object.  Invariant (when no
+ * decrement is being applied): true count == local + (shared >> 2), and it
+ * is never lower than the number of counted references.
+ */
+struct rs__head {
+	uint64_t tid;		/* owner id; RS__TID_* for no owner.
+				   Sync: atomic (relaxed); changed only by a
+				   merge (owner, or a merger holding the
+				   owner's offline lease) */
+	uint32_t local;		/* owner's count.  Sync: owner thread only
+				   (relaxed loads/stores, no RMW) */
+	uint32_t bits;		/* RS__B_*.  Sync: atomic (fetch_or) */
+	int64_t shared;		/* (count << 2) | RS__S_* state.
+				   Sync: atomic (CAS, acq/rel) */
+	const rs_type *type;	/* Sync: immutable after rs_new */
+};
+
+#define RS__B_PUBLISHED 0x1u	/* other threads may borrow it */
+#define RS__B_IMMORTAL 0x2u	/* never counted, never freed */
+#define RS__B_DYING 0x4u	/* count reached zero, being destroyed */
+#define RS__B_DEAD 0x8u		/* destroyed (kept in debug builds) */
+#define RS__B_PUBLISHING 0x10u	/* marked by a publication in progress */
+
+struct rs__tls {
+	uint64_t tid;		/* 0 when the thread is not attached */
+	void *self;		/* the thread's state, internal */
+};
+
+extern RS_API __thread struct rs__tls rs__tls
+	__attribute__((tls_model("initial-exec")));
+
+RS_API void *rs__incref_slow(void *obj);
+RS_API int rs__decref_slow(void *obj);
+RS_API void *rs__get_unattached(void);
+
+static inline struct rs__head *rs__head_of(const void *obj)
+{
+	return (struct rs__head *)obj - 1;
+}
+
+/* Owner of a private object: plain increment.  Others: rs__incref_slow. */
+static inline void *rs_incref(void *obj)
+{
+	struct rs__head *h;
+
+	if (!obj)
+		return obj;
+	h = rs__head_of(obj);
+	if (__atomic_load_n(&h->tid, __ATOMIC_RELAXED) == rs__tls.tid) {
+		__atomic_store_n(&h->local,
+				 __atomic_load_n(&h->local, __ATOMIC_RELAXED) + 1,
+				 __ATOMIC_RELAXED);
+		return obj;
+	}
+	return rs__incref_slow(obj);
+}
+
+/* The owner of a private object whose count stays above zero decrements at
+ * once; everything else is logged and applied later (rs__decref_slow). */
+static inline int rs_decref(void *obj)
+{
+	struct rs__head *h;
+	uint32_t local;
+
+	if (!obj)
+		return 0;
+	h = rs__head_of(obj);
+	if (__atomic_load_n(&h->tid, __ATOMIC_RELAXED) == rs__tls.tid &&
+	    !(__atomic_load_n(&h->bits, __ATOMIC_RELAXED) & RS__B_PUBLISHED)) {
+		local = __atomic_load_n(&h->local, __ATOMIC_RELAXED);
+		if (local > 1) {
+			__atomic_store_n(&h->local, local - 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+	}
+	return rs__decref_slow(obj);
+}
+
+/* A borrowed load: no count, no atomic write; valid until the caller's next
+ * safepoint.  Acquire pairs with the release exchange in rs_set. */
+static inline void *rs_get(const void *field)
+{
+	if (__builtin_expect(rs__tls.tid == 0, 0))
+		return rs__get_unattached();
+	return __atomic_load_n((void *const *)field, __ATOMIC_ACQUIRE);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REFSTORE_H */

@@ -1,0 +1,380 @@
+/*
+ * defer.c - deferred decrements: per-thread logs, batches, and when they are
+ * applied.
+ *
+ * Protocol
+ * --------
+ * rs_decref appends the object to the calling thread's current batch.  At a
+ * safepoint (or when the batch fills) the batch is sealed and submitted to
+ * the reclaimer (threads/reclaim.c), which marks it matured after a grace
+ * period.  At a later safepoint the owning thread applies the matured batch:
+ * each entry is decremented (rs__decref_now) and any object reaching zero is
+ * destroyed, with its children, at once (rs__cascade).
+ *
+ * Decrements of private objects by their owner that would reach zero go to a
+ * second, smaller log (`priv`) applied at the owner's very next safepoint: no
+ * other thread can borrow a private object, and the owner's own borrowed
+ * references end at that safepoint.
+ *
+ * Invariants
+ * ----------
+ * (D1) An entry is applied only (a) on the thread that logged it, (b) at a
+ *      safepoint of that thread, and (c) for batch entries, after the batch
+ *      matured or after the thread itself waited for a grace period that
+ *      began after the batch was sealed.
+ * (D2) Batches are applied in the order they were sealed, entries in the
+ *      order they were logged.
+ * (D3) The bytes named by a thread's sealed and current batches are at most
+ *      the configured bound plus what one interval logs: at a safepoint, a
+ *      thread above the bound seals, waits for a grace period itself and
+ *      applies everything (the wait is legal: a safepoint is quiescent).
+ *      Within one interval the log grows as needed, because nothing logged
+ *      in an interval may be applied before the interval ends.
+ * (D4) A batch node is freed or reused only once the reclaimer has marked it
+ *      matured: until then the reclaimer may still link through it.
+ * (D5) pending == entries in `priv`, `cur` and the sealed batches;
+ *      pending_bytes == the sizes of the objects they name.  Checked by
+ *      rs_heap_verify.
+ */
+#define RS_BUILDING 1
+#include "internal.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Batches of threads that left without applying them (a fork's dead
+ * threads, when the forking thread is not attached).  Sync: registry lock,
+ * or the fork child before it returns. */
+static struct rs__batch *orphans;
+
+static struct rs__batch *batch_new(void)
+{
+	struct rs__batch *b = malloc(sizeof(*b) + rs__rt.batch_entries *
+					sizeof(b->ent[0]));
+
+	if (b) {
+		b->next = b->rnext = NULL;
+		b->matured = 0;
+		b->n = 0;
+		b->bytes = 0;
+		b->sealed_ns = 0;
+	}
+	return b;
+}
+
+static bool batch_matured(struct rs__batch *b)
+{
+	/* pairs with the release store in reclaimer_main (reclaim.c) */
+	return rs__load_acquire(&b->matured);
+}
+
+static void batch_recycle(struct rs__thread *t, struct rs__batch *b)
+{
+	if (!t->spare) {
+		b->n = 0;
+		b->bytes = 0;
+		b->next = NULL;
+		t->spare = b;
+	} else {
+		free(b);
+	}
+}
+
+int rs__defer_init(struct rs__thread *t)
+{
+	if (!t->cur)
+		t->cur = batch_new();
+	if (!t->cur) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+static void pending_add(struct rs__thread *t, int64_t n, int64_t bytes)
+{
+	uint64_t pb = rs__load_relaxed(&t->c.pending_bytes) + (uint64_t)bytes;
+
+	rs__bump_owner(&t->c.pending, (uint64_t)n);
+	rs__store_relaxed(&t->c.pending_bytes, pb);
+	if (pb > rs__load_relaxed(&t->c.pending_bytes_max))
+		rs__store_relaxed(&t->c.pending_bytes_max, pb);
+}
+
+static void sealed_append(struct rs__thread *t, struct rs__batch *b)
+{
+	b->next = NULL;
+	*t->sealed_tail = b;
+	t->sealed_tail = &b->next;
+	t->nsealed++;
+}
+
+static struct rs__batch *sealed_pop(struct rs__thread *t)
+{
+	struct rs__batch *b = t->sealed;
+
+	t->sealed = b->next;
+	if (!t->sealed)
+		t->sealed_tail = &t->sealed;
+	t->nsealed--;
+	return b;
+}
+
+/* Seal the current batch and start a new one.  Fails only if no new batch
+ * could be allocated; the sealed batch is submitted either way. */
+static int seal(struct rs__thread *t)
+{
+	struct rs__batch *b = t->cur;
+
+	if (!b || !b->n)
+		return 0;
+	b->sealed_ns = rs__now_ns();
+	sealed_append(t, b);
+	rs__bump_owner(&t->c.batches_sealed, 1);
+	t->cur = t->spare ? t->spare : batch_new();
+	t->spare = NULL;
+	if (!rs__reclaim_submit(b))
+		t->self_sync = true;
+	if (!t->cur) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+int rs__log_reserve(struct rs__thread *t)
+{
+	if (t->cur && t->cur->n < rs__rt.batch_entries)
+		return 0;
+	if (t->cur)
+		return seal(t);
+	return rs__defer_init(t);
+}
+
+int rs__log_decref(struct rs__thread *t, void *obj, bool private_obj)
+{
+	size_t bytes = rs__obj_bytes(obj), cap;
+	void **p;
+
+	if (private_obj) {
+		if (t->npriv == t->privcap) {
+			cap = t->privcap ? 2 * t->privcap : 256;
+			p = realloc(t->priv, cap * sizeof(*p));
+			if (!p)
+				goto batch;	/* a grace period is always enough */
+			t->priv = p;
+			t->privcap = cap;
+		}
+		t->priv[t->npriv++] = obj;
+		pending_add(t, 1, (int64_t)bytes);
+		return 0;
+	}
+batch:
+	if (rs__log_reserve(t))
+		return -1;
+	t->cur->ent[t->cur->n++] = obj;
+	t->cur->bytes += bytes;
+	pending_add(t, 1, (int64_t)bytes);
+	return 0;
+}
+
+bool rs__defer_has_work(const struct rs__thread *t)
+{
+	return t->npriv || (t->sealed && (batch_matured(t->sealed) ||
+					   t->self_sync)) ||
+	       (!t->sealed && t->cur && t->cur->n) ||
+	       rs__load_relaxed(&t->c.pending_bytes) > rs__rt.defer_limit;
+}
+
+static void apply_priv(struct rs__thread *t)
+{
+	size_t i, bytes = 0;
+
+	/* index loop: a destroy callback that misuses rs_decref may append */
+	for (i = 0; i < t->npriv; i++) {
+		bytes += rs__obj_bytes(t->priv[i]);
+		rs__decref_now(t, t->priv[i]);
+		rs__cascade(t);
+	}
+	pending_add(t, -(int64_t)t->npriv, -(int64_t)bytes);
+	t->npriv = 0;
+}
+
+static void apply_batch(struct rs__thread *t, struct rs__batch *b)
+{
+	uint32_t i;
+
+	for (i = 0; i < b->n; i++) {
+		rs__decref_now(t, b->ent[i]);
+		rs__cascade(t);
+	}
+	pending_add(t, -(int64_t)b->n, -(int64_t)b->bytes);
+	b->n = 0;
+	b->bytes = 0;
+}
+
+/* Apply every sealed batch after waiting for a grace period ourselves
+ * (D1c).  Batch nodes the reclaimer still holds stay on the list, empty,
+ * until it marks them (D4). */
+static void apply_all_sealed(struct rs__thread *t)
+{
+	struct rs__batch *b;
+
+	rs__synchronize();
+	for (b = t->sealed; b; b = b->next) {
+		apply_batch(t, b);
+		if (t->self_sync)
+			rs__store_release(&b->matured, 1);
+	}
+	t->self_sync = false;
+	while (t->sealed && batch_matured(t->sealed))
+		batch_recycle(t, sealed_pop(t));
+}
+
+void rs__defer_safepoint(struct rs__thread *t)
+{
+	if (t->npriv)
+		apply_priv(t);
+	while (t->sealed && batch_matured(t->sealed)) {
+		struct rs__batch *b = sealed_pop(t);
+
+		apply_batch(t, b);
+		batch_recycle(t, b);
+		rs__safepoint_poll(t);
+	}
+	if (!t->sealed)
+		seal(t);
+	if (rs__load_relaxed(&t->c.pending_bytes) > rs__rt.defer_limit ||
+	    (t->self_sync && t->sealed)) {
+		seal(t);
+		rs__bump_owner(&t->c.defer_waits, 1);
+		apply_all_sealed(t);
+	}
+}
+
+/* Detach: apply everything this thread logged. */
+void rs__defer_flush(struct rs__thread *t)
+{
+	do {
+		if (t->npriv)
+			apply_priv(t);
+		seal(t);
+		if (t->sealed)
+			apply_all_sealed(t);
+	} while (t->npriv || (t->cur && t->cur->n));
+}
+
+/* Detach, last step: wait (offline) for the reclaimer to let go of our
+ * empty batch nodes, then free them.  cur and spare stay with the slot. */
+void rs__defer_release(struct rs__thread *t)
+{
+	bool online = urcu_qsbr_read_ongoing();
+
+	if (online && t->sealed)
+		urcu_qsbr_thread_offline();
+	while (t->sealed) {
+		while (!batch_matured(t->sealed))
+			sched_yield();
+		free(sealed_pop(t));
+	}
+	if (online && !urcu_qsbr_read_ongoing())
+		urcu_qsbr_thread_online();
+}
+
+/*
+ * Move `from`'s logged decrements (a thread gone in a fork child) to `to`'s
+ * sealed list, or to the orphans if `to` is NULL.  With from == NULL, `to`
+ * (attaching) takes the orphans.  Unmatured batches are submitted by the
+ * caller (rs__defer_resubmit_all) or here for adopted orphans.
+ */
+void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from)
+{
+	struct rs__batch *b, *list = NULL, **tail = &list;
+	size_t i;
+
+	if (!from) {
+		rs__lock(&rs__registry_lock);
+		list = orphans;
+		orphans = NULL;
+		rs__unlock(&rs__registry_lock);
+		for (b = list; b; b = list) {
+			list = b->next;
+			sealed_append(to, b);
+			pending_add(to, b->n, (int64_t)b->bytes);
+			if (!batch_matured(b) && !rs__reclaim_submit(b))
+				to->self_sync = true;
+		}
+		return;
+	}
+	/* private entries first: they were logged before the current batch's
+	 * own entries were applied in no particular order anyway, and need no
+	 * more than a grace period */
+	for (i = 0; i < from->npriv; i++) {
+		if (!from->cur || from->cur->n == rs__rt.batch_entries) {
+			if (from->cur && from->cur->n)
+				sealed_append(from, from->cur);
+			from->cur = batch_new();
+			if (!from->cur)
+				rs__die("fork", from->priv[i],
+					"out of memory adopting a gone thread's log");
+		}
+		from->cur->ent[from->cur->n++] = from->priv[i];
+		from->cur->bytes += rs__obj_bytes(from->priv[i]);
+	}
+	from->npriv = 0;
+	if (from->cur && from->cur->n) {
+		sealed_append(from, from->cur);
+		from->cur = NULL;
+	}
+	while (from->sealed) {
+		b = sealed_pop(from);
+		b->next = NULL;
+		if (to) {
+			sealed_append(to, b);
+			pending_add(to, b->n, (int64_t)b->bytes);
+		} else {
+			*tail = b;
+			tail = &b->next;
+		}
+	}
+	*tail = orphans;
+	orphans = list;
+	from->c.pending = 0;
+	from->c.pending_bytes = 0;
+}
+
+/* Fork child: every batch not yet matured goes to the new reclaimer. */
+void rs__defer_resubmit_all(void)
+{
+	struct rs__thread *t = rs__self();
+	struct rs__batch *b;
+
+	if (!t)
+		return;
+	for (b = t->sealed; b; b = b->next)
+		if (!batch_matured(b) && !rs__reclaim_submit(b))
+			t->self_sync = true;
+}
+
+/* rs_shutdown with no thread attached: nobody can hold a borrowed
+ * reference, so the orphans apply at once. */
+void rs__defer_apply_orphans(void)
+{
+	static struct rs__thread ctx;
+	struct rs__batch *b;
+
+	rs__lock(&rs__registry_lock);
+	while ((b = orphans)) {
+		orphans = b->next;
+		rs__unlock(&rs__registry_lock);
+		apply_batch(&ctx, b);
+		free(b);
+		rs__lock(&rs__registry_lock);
+	}
+	ctx.c.pending = ctx.c.pending_bytes = 0;
+	rs__retired.freed += ctx.c.freed;
+	rs__retired.bytes_freed += ctx.c.bytes_freed;
+	memset(&ctx.c, 0, sizeof(ctx.c));
+	rs__unlock(&rs__registry_lock);
+}

@@ -1,0 +1,257 @@
+/*
+ * internal.h - what the files of refstore share with each other.
+ *
+ * Naming: rs_x() is public API, rs__x() is shared between our files and
+ * declared here (grouped by the file that defines it), static helpers carry
+ * no prefix.  Every shared field carries a "Sync:" tag saying who writes it
+ * and what protects it.
+ */
+#ifndef RS_INTERNAL_H
+#define RS_INTERNAL_H
+
+#ifndef RS_BUILDING
+#error "lib/internal.h is internal to refstore"
+#endif
+
+#define _LGPL_SOURCE 1
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <urcu/urcu-qsbr.h>
+
+#include "refstore.h"
+#include "atomics.h"
+
+#ifndef RS_DEBUG
+#define RS_DEBUG 0
+#endif
+
+#define RS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define RS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define RS_HEAD_SIZE sizeof(struct rs__head)
+
+/* ------------------------------------------------------------------------ */
+/* Thread ids                                                                */
+/*                                                                          */
+/* An attached thread's id is (generation << RS_SLOT_BITS) | slot with      */
+/* generation >= 1, so ids are never reused and are >= 1 << RS_SLOT_BITS.    */
+/* The small values name headers that have no owner.  An unattached thread's */
+/* rs__tls.tid is 0, which no header ever holds, so it never takes an owner */
+/* fast path.                                                               */
+/* ------------------------------------------------------------------------ */
+#define RS_SLOT_BITS 16
+#define RS_MAX_THREADS ((1u << RS_SLOT_BITS) - 1)
+#define RS__TID_MERGED 1u	/* no owner: counts live in `shared` only */
+#define RS__TID_IMMORTAL 2u	/* never counted */
+#define RS__TID_DEAD 3u		/* destroyed (debug builds keep the header) */
+#define RS__TID_SLOT(tid) ((uint32_t)((tid) & ((1u << RS_SLOT_BITS) - 1)))
+
+/* The shared word: count in the high bits, state in the low two. */
+#define RS__S_SHIFT 2
+#define RS__S_MASK 3
+#define RS__S_DEFAULT 0	/* owner live: true count = local + count, count >= 0 */
+#define RS__S_QUEUED 1	/* went below zero; the object sits in its owner's queue */
+#define RS__S_MERGED 2	/* no owner: true count = count */
+#define RS__S_ONE ((int64_t)1 << RS__S_SHIFT)
+#define RS__S_COUNT(w) ((w) >> RS__S_SHIFT)
+#define RS__S_STATE(w) ((int)((w) & RS__S_MASK))
+
+/* ------------------------------------------------------------------------ */
+/* Locks.  One enum fixes the order: a thread takes locks only in           */
+/* increasing rank.  Debug builds check it, and check that a safepoint is   */
+/* entered with no lock held.                                               */
+/* ------------------------------------------------------------------------ */
+enum rs__lock_rank {
+	RS__L_REGISTRY = 1,	/* thread registry (thread.c) */
+	RS__L_WORLD,		/* stop-the-world state (world.c) */
+	RS__L_QUEUE,		/* a thread's merge queue (thread.c) */
+	RS__L_RECLAIM,		/* reclaimer's pending batches (reclaim.c) */
+	RS__L_GP,		/* held across a grace period (reclaim.c) */
+	RS__L_COUNT
+};
+
+typedef struct rs__mutex {
+	pthread_mutex_t m;
+	int rank;
+} rs__mutex;
+
+/* ------------------------------------------------------------------------ */
+/* Decrement batches (lib/defer.c)                                           */
+/* ------------------------------------------------------------------------ */
+struct rs__batch {
+	struct rs__batch *next;	/* owner's sealed list.  Sync: owner thread */
+	struct rs__batch *rnext; /* reclaimer's lists.  Sync: reclaimer lock */
+	int matured;		/* Sync: atomic; release by the reclaimer,
+				   acquire by the owner */
+	uint32_t n;		/* Sync: owner thread only */
+	size_t bytes;		/* sum of the named objects' sizes */
+	uint64_t sealed_ns;	/* Sync: owner, before submission */
+	void *ent[];		/* objects to decrement, in log order */
+};
+
+/* Per-thread counters.  Sync: written by the owning thread only (relaxed
+ * stores, no RMW); read by anyone with relaxed loads.  On detach they are
+ * added to the retired totals under the registry lock. */
+struct rs__counters {
+	uint64_t allocated, freed;
+	uint64_t bytes_allocated, bytes_freed;
+	uint64_t pending, pending_bytes, pending_bytes_max;
+	uint64_t batches_sealed, defer_waits;
+	uint64_t merges_queued, merges_on_the_spot;
+};
+
+/*
+ * Thread states.  Each transition names the thread allowed to make it.
+ *
+ *   (attach, self) -> OFFLINE --rs_online (self)--> ONLINE
+ *   ONLINE --rs_offline (self)--> OFFLINE
+ *   OFFLINE --lease (a merger, CAS)--> LEASED --unlease (that merger)--> OFFLINE
+ *   ONLINE --safepoint during a stop (self)--> PARKED
+ *   ONLINE --rs_online sees a stop (self)--> WAITING
+ *   PARKED, WAITING --resume (the stopper)--> ONLINE
+ *   ONLINE --detach (self)--> DEAD
+ *
+ * A stop counts every state but ONLINE as stopped.
+ */
+enum rs__tstate {
+	RS__T_DEAD = 0,
+	RS__T_ONLINE,
+	RS__T_OFFLINE,
+	RS__T_LEASED,
+	RS__T_PARKED,
+	RS__T_WAITING
+};
+
+struct rs__thread {
+	uint64_t tid;		/* Sync: written under qlock (attach, death),
+				   read by others under qlock */
+	int state;		/* enum rs__tstate. Sync: atomic (seq_cst) */
+	uint32_t slot;		/* Sync: immutable after creation */
+	pthread_t pthread;	/* Sync: owner thread only */
+
+	/* Objects other threads queued for this owner to merge. */
+	rs__mutex qlock;
+	void **queue;		/* Sync: qlock */
+	size_t qn, qcap;	/* Sync: qlock */
+	size_t queue_hint;	/* Sync: atomic; qn as last seen under qlock */
+
+	/* Deferred decrements.  Sync: owner thread only (or the world
+	 * stopped, or the fork child). */
+	struct rs__batch *cur;		/* being filled */
+	struct rs__batch *sealed;	/* waiting to mature, oldest first */
+	struct rs__batch **sealed_tail;
+	struct rs__batch *spare;	/* one empty batch kept for reuse */
+	size_t nsealed;
+	void **priv;			/* private decrements: next safepoint */
+	size_t npriv, privcap;
+	struct rs__head *dying;		/* destruction cascade, linked by tid */
+	int in_safepoint;		/* no reentry from destroy callbacks */
+
+	bool self_sync;			/* reclaimer unavailable: wait for
+					   grace periods at safepoints */
+
+	struct rs__counters c;
+};
+
+struct rs__runtime {
+	int initialized;	/* Sync: init lock */
+	size_t defer_limit;	/* Sync: immutable after init */
+	size_t batch_entries;	/* Sync: immutable after init */
+	int report_leaks;	/* Sync: immutable after init */
+};
+extern struct rs__runtime rs__rt;
+
+/* ------------------------------------------------------------------------ */
+/* lib/runtime.c                                                             */
+/* ------------------------------------------------------------------------ */
+void rs__die(const char *call, const void *obj, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 3, 4)));
+uint64_t rs__now_ns(void);
+int rs__ensure_init(void);
+bool rs__runtime_up(void);
+void rs__mutex_init(rs__mutex *m, int rank);
+void rs__lock(rs__mutex *m);
+void rs__unlock(rs__mutex *m);
+void rs__lock_reinit(rs__mutex *m);
+void rs__assert_no_locks(const char *where);
+void *rs__obj_alloc(size_t bytes);
+void rs__obj_free(void *p, size_t bytes);
+
+/* ------------------------------------------------------------------------ */
+/* lib/object.c                                                              */
+/* ------------------------------------------------------------------------ */
+void rs__decref_now(struct rs__thread *t, void *obj);
+void rs__cascade(struct rs__thread *t);
+void rs__merge_queued(struct rs__thread *t, void *obj);
+void rs__merge_abandoned(struct rs__thread *t, void *obj);
+void rs__quarantine_flush(void);
+size_t rs__obj_bytes(const void *obj);
+
+/* ------------------------------------------------------------------------ */
+/* lib/defer.c                                                               */
+/* ------------------------------------------------------------------------ */
+int rs__log_decref(struct rs__thread *t, void *obj, bool private_obj);
+int rs__log_reserve(struct rs__thread *t);
+bool rs__defer_has_work(const struct rs__thread *t);
+void rs__defer_safepoint(struct rs__thread *t);
+int rs__defer_init(struct rs__thread *t);
+void rs__defer_flush(struct rs__thread *t);
+void rs__defer_release(struct rs__thread *t);
+void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from);
+void rs__defer_resubmit_all(void);
+void rs__defer_apply_orphans(void);
+
+/* ------------------------------------------------------------------------ */
+/* threads/thread.c                                                          */
+/* ------------------------------------------------------------------------ */
+extern struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
+extern uint32_t rs__nslots;		/* Sync: atomic; slots 1..n in use */
+extern rs__mutex rs__registry_lock;
+extern struct rs__counters rs__retired;	/* Sync: registry lock */
+static inline struct rs__thread *rs__self(void)
+{
+	return (struct rs__thread *)rs__tls.self;
+}
+void rs__queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner);
+void rs__drain_queue(struct rs__thread *t);
+size_t rs__attached_count(void);
+void rs__thread_fork_child(void);
+void rs__thread_reset(void);
+
+/* ------------------------------------------------------------------------ */
+/* threads/world.c                                                           */
+/* ------------------------------------------------------------------------ */
+extern int rs__stop_requested;	/* Sync: atomic (seq_cst) */
+struct rs__stop_stats {
+	uint64_t ttsp_ns, pause_ns;
+};
+void rs__safepoint_poll(struct rs__thread *t);
+void rs__world_stop(void);
+void rs__world_resume(struct rs__stop_stats *out);
+void rs__world_stats(uint64_t *stops, uint64_t *ttsp_max, uint64_t *ttsp_total,
+		     uint64_t *pause_max, uint64_t *pause_total);
+bool rs__lease_offline(struct rs__thread *t);
+void rs__unlease(struct rs__thread *t);
+void rs__set_state(struct rs__thread *t, int state);
+void rs__world_fork_child(void);
+void rs__world_reset(void);
+
+/* ------------------------------------------------------------------------ */
+/* threads/reclaim.c                                                         */
+/* ------------------------------------------------------------------------ */
+bool rs__reclaim_submit(struct rs__batch *b);
+void rs__synchronize(void);
+void rs__reclaim_stop(void);
+void rs__reclaim_stats(uint64_t *gps, uint64_t *lat_avg, uint64_t *lat_max);
+void rs__reclaim_fork_prepare(void);
+void rs__reclaim_fork_parent(void);
+void rs__reclaim_fork_child(void);
+
+/* ------------------------------------------------------------------------ */
+/* threads/fork.c                                                            */
+/* ------------------------------------------------------------------------ */
+void rs__fork_install(void);
+
+#endif /* RS_INTERNAL_H */

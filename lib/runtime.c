@@ -1,0 +1,291 @@
+/*
+ * runtime.c - start and stop the runtime, configuration, locks with a checked
+ * order, object memory, statistics and the heap verifier.
+ */
+#define RS_BUILDING 1
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef RS_PLAIN_MALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+struct rs__runtime rs__rt;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+#define DEFAULT_DEFER_LIMIT ((size_t)1 << 20)
+#define DEFAULT_BATCH 2048
+#define MIN_BATCH 16
+#define MAX_BATCH (1 << 20)
+
+/* ---------------------------------------------------------------------- */
+/* Diagnostics                                                             */
+/* ---------------------------------------------------------------------- */
+
+void rs__die(const char *call, const void *obj, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "refstore: %s(%p): ", call, obj);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	abort();
+}
+
+uint64_t rs__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Locks: the rank order of enum rs__lock_rank, checked in debug builds    */
+/* ---------------------------------------------------------------------- */
+
+static __thread unsigned locks_held;	/* bit per rank. Sync: this thread */
+
+void rs__mutex_init(rs__mutex *m, int rank)
+{
+	pthread_mutex_init(&m->m, NULL);
+	m->rank = rank;
+}
+
+void rs__lock(rs__mutex *m)
+{
+	if (RS_DEBUG && (locks_held >> m->rank))
+		rs__die("lock", m, "lock order violated: taking rank %d while "
+			"holding ranks 0x%x", m->rank, locks_held);
+	pthread_mutex_lock(&m->m);
+	locks_held |= 1u << m->rank;
+}
+
+void rs__unlock(rs__mutex *m)
+{
+	locks_held &= ~(1u << m->rank);
+	pthread_mutex_unlock(&m->m);
+}
+
+void rs__lock_reinit(rs__mutex *m)
+{
+	pthread_mutex_init(&m->m, NULL);
+	locks_held &= ~(1u << m->rank);
+}
+
+void rs__assert_no_locks(const char *where)
+{
+	if (locks_held)
+		rs__die(where, NULL, "entered holding locks 0x%x", locks_held);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Object memory.  Sanitizer builds (RS_PLAIN_MALLOC) use the C library,    */
+/* which ASan and TSan intercept; others take jemalloc's thread cache.      */
+/* ---------------------------------------------------------------------- */
+
+void *rs__obj_alloc(size_t bytes)
+{
+#ifdef RS_PLAIN_MALLOC
+	return calloc(1, bytes);
+#else
+	return mallocx(bytes, MALLOCX_ZERO);
+#endif
+}
+
+void rs__obj_free(void *p, size_t bytes)
+{
+#ifdef RS_PLAIN_MALLOC
+	(void)bytes;
+	free(p);
+#else
+	sdallocx(p, bytes, 0);
+#endif
+}
+
+/* ---------------------------------------------------------------------- */
+/* Start and stop                                                          */
+/* ---------------------------------------------------------------------- */
+
+/* A size from the environment: digits with an optional k, m or g. */
+static size_t env_size(const char *name, size_t dflt)
+{
+	const char *s = getenv(name);
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s)
+		return dflt;
+	v = strtoull(s, &end, 10);
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	if (*end) {
+		fprintf(stderr, "refstore: ignoring %s=%s (not a size)\n", name, s);
+		return dflt;
+	}
+	return (size_t)v;
+}
+
+static void fork_install(void)
+{
+	rs__fork_install();
+}
+
+static int init_locked(const rs_config *cfg)
+{
+	size_t batch;
+
+	if (rs__rt.initialized) {
+		errno = EEXIST;
+		return -1;
+	}
+	rs__rt.defer_limit = cfg && cfg->defer_limit_bytes
+		? cfg->defer_limit_bytes
+		: env_size("REFSTORE_DEFER_LIMIT", DEFAULT_DEFER_LIMIT);
+	batch = cfg && cfg->batch_entries ? cfg->batch_entries
+					  : env_size("REFSTORE_BATCH", DEFAULT_BATCH);
+	if (batch < MIN_BATCH || batch > MAX_BATCH) {
+		errno = EINVAL;
+		return -1;
+	}
+	rs__rt.batch_entries = batch;
+	rs__rt.report_leaks = cfg && cfg->report_leaks
+		? cfg->report_leaks
+		: (env_size("REFSTORE_REPORT_LEAKS", 1) ? 1 : -1);
+	pthread_once(&fork_once, fork_install);
+	rs__store_release(&rs__rt.initialized, 1);
+	return 0;
+}
+
+int rs_init(const rs_config *cfg)
+{
+	int rc;
+
+	pthread_mutex_lock(&init_lock);
+	rc = init_locked(cfg);
+	pthread_mutex_unlock(&init_lock);
+	return rc;
+}
+
+int rs__ensure_init(void)
+{
+	int rc = 0;
+
+	if (rs__load_acquire(&rs__rt.initialized))
+		return 0;
+	pthread_mutex_lock(&init_lock);
+	if (!rs__rt.initialized)
+		rc = init_locked(NULL);
+	pthread_mutex_unlock(&init_lock);
+	return rc;
+}
+
+bool rs__runtime_up(void)
+{
+	return rs__load_acquire(&rs__rt.initialized);
+}
+
+long rs_shutdown(void)
+{
+	struct rs_stats st;
+	long live;
+
+	if (!rs__runtime_up()) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (rs__self() && rs_thread_detach())
+		return -1;
+	if (rs__attached_count()) {
+		errno = EBUSY;
+		return -1;
+	}
+	rs__defer_apply_orphans();
+	rs__reclaim_stop();
+	rs__quarantine_flush();
+	rs_stats(&st);
+	live = (long)st.live_objects;
+	if (live && rs__rt.report_leaks > 0)
+		fprintf(stderr, "refstore: rs_shutdown: %ld objects (%zu bytes) "
+			"still alive\n", live, st.live_bytes);
+	pthread_mutex_lock(&init_lock);
+	rs__thread_reset();
+	rs__world_reset();
+	rs__store_release(&rs__rt.initialized, 0);
+	pthread_mutex_unlock(&init_lock);
+	return live;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Statistics                                                              */
+/* ---------------------------------------------------------------------- */
+
+static void counters_add(struct rs__counters *sum, const struct rs__counters *c)
+{
+	uint64_t pbm = rs__load_relaxed(&c->pending_bytes_max);
+
+	sum->allocated += rs__load_relaxed(&c->allocated);
+	sum->freed += rs__load_relaxed(&c->freed);
+	sum->bytes_allocated += rs__load_relaxed(&c->bytes_allocated);
+	sum->bytes_freed += rs__load_relaxed(&c->bytes_freed);
+	sum->pending += rs__load_relaxed(&c->pending);
+	sum->pending_bytes += rs__load_relaxed(&c->pending_bytes);
+	sum->batches_sealed += rs__load_relaxed(&c->batches_sealed);
+	sum->defer_waits += rs__load_relaxed(&c->defer_waits);
+	sum->merges_queued += rs__load_relaxed(&c->merges_queued);
+	sum->merges_on_the_spot += rs__load_relaxed(&c->merges_on_the_spot);
+	if (pbm > sum->pending_bytes_max)
+		sum->pending_bytes_max = pbm;
+}
+
+int rs_stats(struct rs_stats *out)
+{
+	struct rs__counters sum;
+	uint32_t slot;
+
+	if (!out) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	memset(&sum, 0, sizeof(sum));
+	rs__lock(&rs__registry_lock);
+	counters_add(&sum, &rs__retired);
+	for (slot = 1; slot <= rs__load_acquire(&rs__nslots); slot++)
+		counters_add(&sum, &rs__slots[slot]->c);
+	rs__unlock(&rs__registry_lock);
+	out->attached_threads = rs__attached_count();
+
+	/* counters of different threads are read at slightly different
+	 * moments: clamp rather than report a wrapped difference */
+	out->objects_allocated = sum.allocated;
+	out->objects_freed = sum.freed;
+	out->live_objects = sum.allocated > sum.freed ? sum.allocated - sum.freed : 0;
+	out->live_bytes = sum.bytes_allocated > sum.bytes_freed
+		? sum.bytes_allocated - sum.bytes_freed : 0;
+	out->pending_decrements = sum.pending;
+	out->pending_bytes = sum.pending_bytes;
+	out->pending_bytes_max = sum.pending_bytes_max;
+	out->defer_limit_bytes = rs__rt.defer_limit;
+	out->batches_sealed = sum.batches_sealed;
+	out->defer_waits = sum.defer_waits;
+	out->merges_queued = sum.merges_queued;
+	out->merges_on_the_spot = sum.merges_on_the_spot;
+	rs__reclaim_stats(&out->grace_periods, &out->gp_latency_avg_ns,
+			  &out->gp_latency_max_ns);
+	rs__world_stats(&out->world_stops, &out->ttsp_max_ns, &out->ttsp_total_ns,
+			&out->pause_max_ns, &out->pause_total_ns);
+	return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * fork.c - keeping refstore usable in the child of fork().
+ *
+ * prepare (parent, the forking thread): stop the world, so every other
+ * attached thread is parked or offline: not inside any refstore lock, and
+ * offline for urcu.  Then take the registry lock (no attach or detach in
+ * progress, so no thread is inside urcu's registration) and the reclaimer's
+ * locks (the reclaimer is not inside a grace period, so urcu's own locks are
+ * free).  The forking thread goes offline for urcu while it takes them,
+ * because the grace period in progress may be waiting for it.
+ *
+ * parent: release in reverse and resume the world.
+ *
+ * child: the forking thread is the only thread.  Synchronisation objects are
+ * made new, the other attached threads are retired as if they had exited
+ * (queues merged, logged decrements adopted by the forking thread or kept for
+ * the next thread to attach, urcu records unlinked: thread.c), batches that
+ * had not matured are submitted again to a new reclaimer.
+ *
+ * jemalloc's and glibc's own fork handlers were registered before ours, so
+ * their prepare steps run after ours and their child steps before ours: the
+ * allocator is usable in our child step.
+ */
+#define RS_BUILDING 1
+#include "internal.h"
+
+static bool fork_stopped, fork_online;
+
+static void prepare(void)
+{
+	fork_stopped = rs__runtime_up();
+	if (!fork_stopped)
+		return;
+	rs__world_stop();
+	rs__lock(&rs__registry_lock);
+	fork_online = rs__self() && urcu_qsbr_read_ongoing();
+	if (fork_online)
+		urcu_qsbr_thread_offline();
+	rs__reclaim_fork_prepare();
+}
+
+static void parent(void)
+{
+	if (!fork_stopped)
+		return;
+	rs__reclaim_fork_parent();
+	if (fork_online)
+		urcu_qsbr_thread_online();
+	rs__unlock(&rs__registry_lock);
+	rs__world_resume(NULL);
+}
+
+static void child(void)
+{
+	if (!fork_stopped)
+		return;
+	rs__world_fork_child();
+	rs__reclaim_fork_child();
+	rs__thread_fork_child();
+	if (fork_online)
+		urcu_qsbr_thread_online();
+}
+
+void rs__fork_install(void)
+{
+	pthread_atfork(prepare, parent, child);
+}

@@ -1,0 +1,206 @@
+/*
+ * reclaim.c - the reclaimer: the thread that turns sealed decrement batches
+ * into matured ones by waiting for RCU grace periods.
+ *
+ * Protocol
+ * --------
+ * A thread seals a batch of logged decrements at a safepoint (or when the
+ * batch fills) and submits it here.  The reclaimer takes every submitted
+ * batch, waits one urcu-qsbr grace period (urcu_qsbr_synchronize_rcu), and
+ * marks each batch matured with a release store.  The owning thread applies a
+ * matured batch at its next safepoint (lib/defer.c), after an acquire load of
+ * the flag.
+ *
+ * Why a thread of our own rather than call_rcu: liburcu 0.13's call_rcu
+ * worker sleeps 10 ms between batches, so every decrement would wait at
+ * least that long and deferred memory would be allocation rate x 10 ms.
+ * Driving synchronize_rcu ourselves makes the wait one grace period, which
+ * with threads polling safepoints every few microseconds is microseconds.
+ * Latency is measured (seal -> matured) and reported in rs_stats.
+ *
+ * Correctness
+ * -----------
+ * (R1) Every entry of a batch was logged before the batch was sealed, and
+ *      the batch was submitted after it was sealed, so the grace period the
+ *      reclaimer starts after taking the batch begins after every logging.
+ * (R2) A qsbr grace period ends only when every registered online thread has
+ *      announced a quiescent state (rs_safepoint) or gone offline.  A
+ *      borrowed reference dies at its thread's next safepoint or offline
+ *      point, so when the batch matures no borrowed reference obtained
+ *      before the logging survives.
+ * (R3) The release store of `matured` pairs with the acquire load in
+ *      batch_matured() (defer.c): the owner sees the batch complete.
+ *
+ * Liveness: the reclaimer is not a registered reader, so it never delays a
+ * grace period.  Every wait of an attached thread (parking, waiting for a
+ * stop, waiting for a grace period) happens while it is offline for urcu, so
+ * a grace period never waits on a thread that is itself waiting.
+ *
+ * Fork: the transition from inflight to matured happens under the pending
+ * lock, which fork's prepare step holds, so in the child every batch is
+ * either matured or still unmatured on its owner's sealed list; the child
+ * resubmits the unmatured ones.
+ */
+#define RS_BUILDING 1
+#include "internal.h"
+
+#include <signal.h>
+
+static rs__mutex pend_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_RECLAIM};
+static rs__mutex gp_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_GP};
+static pthread_cond_t pend_cv = PTHREAD_COND_INITIALIZER;
+
+/* All Sync: pend_lock */
+static struct rs__batch *pending;	/* submitted, not yet taken */
+static struct rs__batch *inflight;	/* taken, waiting for the grace period */
+static bool running, started;
+static pthread_t reclaimer;
+static uint64_t gp_count, lat_total, lat_max, lat_n;
+
+static void *reclaimer_main(void *unused)
+{
+	struct rs__batch *b, *next;
+	uint64_t now, lat;
+
+	(void)unused;
+	rs__lock(&pend_lock);
+	for (;;) {
+		while (!pending && running)
+			pthread_cond_wait(&pend_cv, &pend_lock.m);
+		if (!pending)
+			break;
+		inflight = pending;
+		pending = NULL;
+		rs__unlock(&pend_lock);
+
+		rs__lock(&gp_lock);
+		urcu_qsbr_synchronize_rcu();
+		rs__unlock(&gp_lock);
+
+		rs__lock(&pend_lock);
+		now = rs__now_ns();
+		for (b = inflight; b; b = next) {
+			next = b->rnext; /* the owner may reuse b once matured */
+			lat = now - b->sealed_ns;
+			lat_total += lat;
+			lat_n++;
+			if (lat > lat_max)
+				lat_max = lat;
+			/* pairs with the acquire load in batch_matured (defer.c) */
+			rs__store_release(&b->matured, 1);
+		}
+		inflight = NULL;
+		gp_count++;
+	}
+	rs__unlock(&pend_lock);
+	return NULL;
+}
+
+static void start_locked(void)
+{
+	sigset_t all, old;
+
+	/* The reclaimer never handles the program's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	running = true;
+	if (pthread_create(&reclaimer, NULL, reclaimer_main, NULL) == 0)
+		started = true;
+	else
+		running = false;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+bool rs__reclaim_submit(struct rs__batch *b)
+{
+	struct rs__batch **p;
+
+	b->matured = 0;
+	b->rnext = NULL;
+	rs__lock(&pend_lock);
+	for (p = &pending; *p; p = &(*p)->rnext)
+		;
+	*p = b;
+	if (!started)
+		start_locked();
+	if (!started) {
+		/* No thread could be created: the submitter waits for the
+		 * grace period itself at its next safepoint (defer.c). */
+		*p = NULL;
+		rs__unlock(&pend_lock);
+		return false;
+	}
+	pthread_cond_signal(&pend_cv);
+	rs__unlock(&pend_lock);
+	return true;
+}
+
+/*
+ * Wait for a full grace period from a quiescent point of the calling thread
+ * (a safepoint or detach).  The caller goes offline for urcu while it waits,
+ * so it never waits on itself.
+ */
+void rs__synchronize(void)
+{
+	bool online = rs__self() && urcu_qsbr_read_ongoing();
+
+	if (online)
+		urcu_qsbr_thread_offline();
+	rs__lock(&gp_lock);
+	urcu_qsbr_synchronize_rcu();
+	rs__unlock(&gp_lock);
+	if (online)
+		urcu_qsbr_thread_online();
+}
+
+void rs__reclaim_stop(void)
+{
+	bool join;
+
+	rs__lock(&pend_lock);
+	join = started;
+	running = false;
+	pthread_cond_signal(&pend_cv);
+	rs__unlock(&pend_lock);
+	if (join)
+		pthread_join(reclaimer, NULL);
+	rs__lock(&pend_lock);
+	started = false;
+	rs__unlock(&pend_lock);
+}
+
+void rs__reclaim_stats(uint64_t *gps, uint64_t *avg, uint64_t *max)
+{
+	rs__lock(&pend_lock);
+	*gps = gp_count;
+	*avg = lat_n ? lat_total / lat_n : 0;
+	*max = lat_max;
+	rs__unlock(&pend_lock);
+}
+
+/* fork: hold both locks, so the reclaimer is neither inside a grace period
+ * (urcu's own locks are free) nor between taking and marking batches.  The
+ * caller is offline for urcu, so the grace period in progress can end. */
+void rs__reclaim_fork_prepare(void)
+{
+	rs__lock(&pend_lock);
+	rs__lock(&gp_lock);
+}
+
+void rs__reclaim_fork_parent(void)
+{
+	rs__unlock(&gp_lock);
+	rs__unlock(&pend_lock);
+}
+
+/* The child has no reclaimer thread and forgets the batch lists: every
+ * batch not yet matured is still on its owner's sealed list, and
+ * rs__defer_resubmit_all (defer.c) submits each of them again. */
+void rs__reclaim_fork_child(void)
+{
+	rs__lock_reinit(&pend_lock);
+	rs__lock_reinit(&gp_lock);
+	pthread_cond_init(&pend_cv, NULL);
+	pending = inflight = NULL;
+	running = started = false;
+}

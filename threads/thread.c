@@ -1,0 +1,335 @@
+/*
+ * thread.c - the thread registry, attach and detach, and the merge queues
+ * through which non-owners hand objects to their owner.
+ *
+ * Registry
+ * --------
+ * Every attached thread has a slot (1..RS_MAX_THREADS) and a struct
+ * rs__thread that stays allocated for the life of the process and is reused
+ * by the next thread that takes the slot.  A thread's id is
+ * (generation << RS_SLOT_BITS) | slot; each reuse of a slot increments its
+ * generation, so an id is never given twice and an object header naming an
+ * exited owner can never be mistaken for a live thread's object.
+ *
+ * Merge queues (biased counting, see lib/object.c)
+ * ------------------------------------------------
+ * When a non-owner's decrement would take an object's shared count below
+ * zero, the object goes to its owner (rs__queue_to_owner):
+ *   - owner live and online (or stopped): append to the owner's queue; the
+ *     owner merges it at its next safepoint;
+ *   - owner offline: take the owner's offline lease (threads/world.c), merge
+ *     on the spot, give the lease back; the owner cannot come online, and so
+ *     cannot touch the local count, while the lease is held;
+ *   - owner gone (id no longer in its slot): merge on the spot; a gone owner
+ *     never touches a count again.
+ * The owner's id is compared under the queue lock, and detach clears the id
+ * under the same lock before it drains the queue for the last time, so no
+ * object is ever left in the queue of a thread that has gone.
+ */
+#define RS_BUILDING 1
+#include "internal.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+__thread struct rs__tls rs__tls __attribute__((tls_model("initial-exec")));
+
+struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
+uint32_t rs__nslots;
+rs__mutex rs__registry_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_REGISTRY};
+struct rs__counters rs__retired;
+
+/* Sync: registry lock */
+static uint32_t free_slots[RS_MAX_THREADS];
+static uint32_t nfree;
+static uint64_t slot_gen[RS_MAX_THREADS + 1];
+static size_t nattached;
+/* urcu reader record of each attached thread, for the fork child */
+static struct urcu_qsbr_reader *readers[RS_MAX_THREADS + 1];
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void exit_destructor(void *arg)
+{
+	/* The thread returned or called pthread_exit while attached. */
+	if (arg && rs__self() == arg)
+		rs_thread_detach();
+}
+
+static void make_exit_key(void)
+{
+	pthread_key_create(&exit_key, exit_destructor);
+}
+
+static struct rs__thread *slot_take(void)
+{
+	struct rs__thread *t;
+	uint32_t slot;
+
+	if (nfree) {
+		slot = free_slots[--nfree];
+		return rs__slots[slot];
+	}
+	if (rs__nslots >= RS_MAX_THREADS) {
+		errno = EAGAIN;
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	slot = rs__nslots + 1;
+	t->slot = slot;
+	rs__mutex_init(&t->qlock, RS__L_QUEUE);
+	t->sealed_tail = &t->sealed;
+	/* pairs with the acquire loads of rs__slots in world.c and below */
+	rs__store_release(&rs__slots[slot], t);
+	rs__store_release(&rs__nslots, slot);
+	return t;
+}
+
+static void counters_fold(struct rs__counters *into, struct rs__counters *c)
+{
+	into->allocated += c->allocated;
+	into->freed += c->freed;
+	into->bytes_allocated += c->bytes_allocated;
+	into->bytes_freed += c->bytes_freed;
+	into->batches_sealed += c->batches_sealed;
+	into->defer_waits += c->defer_waits;
+	into->merges_queued += c->merges_queued;
+	into->merges_on_the_spot += c->merges_on_the_spot;
+	if (c->pending_bytes_max > into->pending_bytes_max)
+		into->pending_bytes_max = c->pending_bytes_max;
+	memset(c, 0, sizeof(*c));
+}
+
+int rs_thread_attach(void)
+{
+	struct rs__thread *t;
+	uint64_t tid;
+
+	if (rs__tls.tid)
+		return 0;
+	if (rs__ensure_init())
+		return -1;
+	pthread_once(&exit_once, make_exit_key);
+
+	rs__lock(&rs__registry_lock);
+	t = slot_take();
+	if (!t || rs__defer_init(t)) {
+		if (t)
+			free_slots[nfree++] = t->slot;
+		rs__unlock(&rs__registry_lock);
+		return -1;
+	}
+	tid = (++slot_gen[t->slot] << RS_SLOT_BITS) | t->slot;
+	rs__lock(&t->qlock);
+	t->tid = tid;
+	rs__unlock(&t->qlock);
+	t->pthread = pthread_self();
+	t->in_safepoint = 0;
+	t->self_sync = false;
+	/* Born offline; rs_online below joins the world (and waits if it is
+	 * stopped). */
+	rs__store_seq_cst(&t->state, RS__T_OFFLINE);
+	urcu_qsbr_register_thread();
+	urcu_qsbr_thread_offline();
+	readers[t->slot] = &URCU_TLS(urcu_qsbr_reader);
+	nattached++;
+	rs__unlock(&rs__registry_lock);
+
+	rs__tls.self = t;
+	rs__tls.tid = tid;
+	pthread_setspecific(exit_key, t);
+	rs__defer_adopt(t, NULL);	/* decrements left by a fork's dead */
+	return rs_online();
+}
+
+static void slot_release(struct rs__thread *t)
+{
+	rs__lock(&rs__registry_lock);
+	counters_fold(&rs__retired, &t->c);
+	readers[t->slot] = NULL;
+	free_slots[nfree++] = t->slot;
+	nattached--;
+	rs__unlock(&rs__registry_lock);
+}
+
+/* Clear the thread's id under its queue lock and merge whatever is still
+ * queued: from here on, queuers see the owner as gone. */
+static void give_up_ownership(struct rs__thread *t)
+{
+	void **q;
+	size_t n, i;
+
+	rs__lock(&t->qlock);
+	t->tid = 0;
+	q = t->queue;
+	n = t->qn;
+	t->queue = NULL;
+	t->qn = t->qcap = 0;
+	rs__store_relaxed(&t->queue_hint, 0);
+	rs__unlock(&t->qlock);
+	for (i = 0; i < n; i++)
+		rs__merge_abandoned(t, q[i]);
+	free(q);
+}
+
+int rs_thread_detach(void)
+{
+	struct rs__thread *t = rs__self();
+
+	if (!t)
+		return 0;
+	if (t->in_safepoint) {
+		errno = EDEADLK;	/* from a destroy callback */
+		return -1;
+	}
+	if (rs__load_relaxed(&t->state) != RS__T_ONLINE)
+		rs_online();
+	rs_safepoint();
+	rs__defer_flush(t);	/* every logged decrement applied */
+
+	/* From here the thread owns nothing: owner fast paths stop matching. */
+	rs__tls.tid = 0;
+	give_up_ownership(t);
+	rs__cascade(t);
+	rs__defer_release(t);
+
+	rs__set_state(t, RS__T_DEAD);
+	urcu_qsbr_unregister_thread();
+	pthread_setspecific(exit_key, NULL);
+	rs__tls.self = NULL;
+	slot_release(t);
+	return 0;
+}
+
+size_t rs__attached_count(void)
+{
+	size_t n;
+
+	rs__lock(&rs__registry_lock);
+	n = nattached;
+	rs__unlock(&rs__registry_lock);
+	return n;
+}
+
+static void queue_push(struct rs__thread *o, void *obj)
+{
+	void **q;
+	size_t cap;
+
+	if (o->qn == o->qcap) {
+		cap = o->qcap ? 2 * o->qcap : 64;
+		q = realloc(o->queue, cap * sizeof(*q));
+		if (!q)
+			rs__die("rs_decref", obj,
+				"out of memory queueing the object to its owner");
+		o->queue = q;
+		o->qcap = cap;
+	}
+	o->queue[o->qn++] = obj;
+	rs__store_relaxed(&o->queue_hint, o->qn);
+}
+
+/* Merge, on the spot, an offline owner's whole queue (its lease is held). */
+static void drain_leased(struct rs__thread *t, struct rs__thread *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->qn; i++)
+		rs__merge_abandoned(t, o->queue[i]);
+	o->qn = 0;
+	rs__store_relaxed(&o->queue_hint, 0);
+}
+
+void rs__queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner)
+{
+	struct rs__thread *o = rs__load_acquire(&rs__slots[RS__TID_SLOT(owner)]);
+
+	rs__lock(&o->qlock);
+	if (o->tid != owner) {
+		/* the owner is gone */
+		rs__unlock(&o->qlock);
+		rs__merge_abandoned(t, obj);
+		return;
+	}
+	if (o != t && rs__lease_offline(o)) {
+		rs__merge_abandoned(t, obj);
+		drain_leased(t, o);
+		rs__unlease(o);
+		rs__unlock(&o->qlock);
+		return;
+	}
+	queue_push(o, obj);
+	rs__unlock(&o->qlock);
+	if (t)
+		rs__bump_owner(&t->c.merges_queued, 1);
+}
+
+void rs__drain_queue(struct rs__thread *t)
+{
+	void **q;
+	size_t n, i;
+
+	if (!rs__load_relaxed(&t->queue_hint))
+		return;
+	rs__lock(&t->qlock);
+	q = t->queue;
+	n = t->qn;
+	t->queue = NULL;
+	t->qn = t->qcap = 0;
+	rs__store_relaxed(&t->queue_hint, 0);
+	rs__unlock(&t->qlock);
+	for (i = 0; i < n; i++)
+		rs__merge_queued(t, q[i]);
+	free(q);
+	rs__cascade(t);
+}
+
+/*
+ * The fork child: only the forking thread exists.  Every other attached
+ * thread is gone: its queue is merged, its logged decrements are adopted
+ * (they still need the grace period that the forking thread's own borrowed
+ * references impose), its counters are retired and its slot freed.  Its urcu
+ * reader record is unlinked from urcu's registry: the record lives in the
+ * dead thread's TLS, which the child's next threads may reuse, and urcu has
+ * no call that unregisters another thread.  Every other thread was parked
+ * (offline for urcu) when fork ran, so the record was idle.
+ */
+void rs__thread_fork_child(void)
+{
+	struct rs__thread *self = rs__self(), *t;
+	uint32_t slot;
+
+	rs__lock_reinit(&rs__registry_lock);
+	for (slot = 1; slot <= rs__nslots; slot++) {
+		t = rs__slots[slot];
+		rs__lock_reinit(&t->qlock);
+		if (t == self || rs__load_relaxed(&t->state) == RS__T_DEAD)
+			continue;
+		rs__store_relaxed(&t->state, RS__T_DEAD);
+		give_up_ownership(t);
+		rs__cascade(t);
+		rs__defer_adopt(self, t);
+		counters_fold(&rs__retired, &t->c);
+		if (readers[slot]) {
+			cds_list_del(&readers[slot]->node);
+			readers[slot] = NULL;
+		}
+		free_slots[nfree++] = slot;
+		nattached--;
+	}
+	rs__defer_resubmit_all();
+}
+
+/* After rs_shutdown: forget every slot (the structs stay for reuse). */
+void rs__thread_reset(void)
+{
+	rs__lock(&rs__registry_lock);
+	memset(&rs__retired, 0, sizeof(rs__retired));
+	rs__unlock(&rs__registry_lock);
+}

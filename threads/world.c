@@ -1,0 +1,313 @@
+/*
+ * world.c - safepoints, offline/online, and stopping the world.
+ *
+ * A safepoint is, at once, an urcu-qsbr quiescent state (borrowed references
+ * end), the point where a thread merges objects queued to it and applies its
+ * matured decrements, and the point where it parks if a stop was requested.
+ * An offline thread (rs_offline .. rs_online) is quiescent for urcu and
+ * counts as stopped for the world.
+ *
+ * Thread states (enum rs__tstate, internal.h), with who moves them:
+ *
+ *             rs_offline (self)             lease (merger, CAS)
+ *   ONLINE  ------------------->  OFFLINE  ------------------>  LEASED
+ *     ^  ^  <-------------------     ^     <------------------
+ *     |  |   rs_online (self, CAS)   |       unlease (merger)
+ *     |  |                           |
+ *     |  +--- resume (stopper) --- PARKED   <- safepoint sees a stop (self)
+ *     +------ resume (stopper) --- WAITING  <- rs_online sees a stop (self)
+ *
+ * Stop protocol
+ * -------------
+ * stopper:  lock world; wait while another stop is in progress (parking
+ *           itself meanwhile if it is an online attached thread);
+ *           stop_requested = 1 (seq_cst); for each thread t != self: wait
+ *           until t->state != ONLINE; unlock.  The world is stopped.
+ * resume:   lock world; every PARKED or WAITING thread -> ONLINE;
+ *           stop_requested = 0; epoch++; broadcast; unlock.
+ * safepoint, stop seen: lock world; state = PARKED; signal the stopper;
+ *           wait for the epoch to change; (the stopper made us ONLINE).
+ * rs_online: state OFFLINE -> ONLINE (CAS, seq_cst), then load
+ *           stop_requested (seq_cst); if set: lock world, recheck, state =
+ *           WAITING, signal, wait for the epoch to change.
+ * rs_offline: state = OFFLINE (seq_cst), then if stop_requested: lock world,
+ *           signal the stopper.
+ *
+ * Correctness
+ * -----------
+ * (W1) No thread runs mutator code while the world is stopped.  A thread
+ *      observed ONLINE is waited for.  A thread observed in another state is
+ *      PARKED/WAITING (blocked until resume), DEAD, or OFFLINE/LEASED.  An
+ *      OFFLINE thread that turns ONLINE does so by a seq_cst CAS followed by
+ *      a seq_cst load of stop_requested; the stopper stores stop_requested
+ *      and then loads the state, both seq_cst.  In the single total order
+ *      either the stopper's load follows the CAS (it sees ONLINE and waits)
+ *      or the thread's load follows the store (it sees the stop and turns
+ *      WAITING before touching any object).  This is Dekker's pattern.
+ * (W2) No lost wake-up: every transition out of ONLINE while a stop is
+ *      requested is followed by a broadcast on stopped_cv under the world
+ *      lock, and the stopper re-examines states under that lock.
+ * (W3) No starvation of a thread that wants to run: resume itself turns
+ *      every PARKED and WAITING thread ONLINE before the next stop can be
+ *      requested, so the next stop has to wait for that thread's next
+ *      safepoint; it runs at least one interval between two stops.
+ * (W4) No deadlock with grace periods: a thread that waits here (parked,
+ *      waiting, or stopping) is offline for urcu while it waits, so a grace
+ *      period never waits for a thread that waits for the world.
+ * (W5) Happens-before: a parked thread's writes precede its unlock of the
+ *      world lock, which precedes the stopper's return; the stopper's writes
+ *      precede resume's unlock, which precedes the parked thread's return.
+ *      An offline thread's writes precede its seq_cst store of OFFLINE.
+ */
+#define RS_BUILDING 1
+#include "internal.h"
+
+#include <sched.h>
+
+int rs__stop_requested;
+
+static rs__mutex world_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_WORLD};
+static pthread_cond_t world_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t stopped_cv = PTHREAD_COND_INITIALIZER;
+
+/* All Sync: world lock */
+static uint64_t epoch;
+static struct rs__thread *stopper;
+static uint64_t stop_begin, stop_reached;
+static uint64_t nstops, ttsp_max, ttsp_total, pause_max, pause_total;
+
+static void wait_for_resume(void)
+{
+	uint64_t e = epoch;
+
+	while (epoch == e)
+		pthread_cond_wait(&world_cv, &world_lock.m);
+}
+
+/* The calling thread leaves ONLINE for `state` and waits for the resume.
+ * Called with the world lock held and urcu offline. */
+static void stop_self(struct rs__thread *t, int state)
+{
+	rs__store_seq_cst(&t->state, state);
+	pthread_cond_broadcast(&stopped_cv);
+	wait_for_resume();
+}
+
+static void park(struct rs__thread *t)
+{
+	urcu_qsbr_thread_offline();
+	rs__lock(&world_lock);
+	if (rs__load_relaxed(&rs__stop_requested) && stopper != t)
+		stop_self(t, RS__T_PARKED);
+	rs__unlock(&world_lock);
+	urcu_qsbr_thread_online();
+}
+
+static int safepoint_slow(struct rs__thread *t)
+{
+	if (RS_DEBUG)
+		rs__assert_no_locks("rs_safepoint");
+	t->in_safepoint = 1;
+	if (rs__load_relaxed(&rs__stop_requested))
+		park(t);
+	rs__drain_queue(t);
+	rs__defer_safepoint(t);
+	t->in_safepoint = 0;
+	return 0;
+}
+
+int rs_safepoint(void)
+{
+	struct rs__thread *t = rs__self();
+
+	if (RS_UNLIKELY(!t)) {
+		errno = EPERM;
+		return -1;
+	}
+	if (RS_UNLIKELY(t->in_safepoint))
+		return 0;	/* from a destroy callback */
+	urcu_qsbr_quiescent_state();
+	if (RS_LIKELY(!rs__load_relaxed(&rs__stop_requested) &&
+		      !rs__load_relaxed(&t->queue_hint) &&
+		      !rs__defer_has_work(t)))
+		return 0;
+	return safepoint_slow(t);
+}
+
+/* Called between batches of a long cascade or batch application: the thread
+ * is at a safepoint (no borrowed references), so it may park. */
+void rs__safepoint_poll(struct rs__thread *t)
+{
+	if (RS_UNLIKELY(rs__load_relaxed(&rs__stop_requested)))
+		park(t);
+}
+
+void rs__set_state(struct rs__thread *t, int state)
+{
+	rs__store_seq_cst(&t->state, state);
+	if (rs__load_seq_cst(&rs__stop_requested)) {
+		rs__lock(&world_lock);
+		pthread_cond_broadcast(&stopped_cv);
+		rs__unlock(&world_lock);
+	}
+}
+
+int rs_offline(void)
+{
+	struct rs__thread *t = rs__self();
+
+	if (!t) {
+		errno = EPERM;
+		return -1;
+	}
+	if (t->in_safepoint) {
+		errno = EDEADLK;
+		return -1;
+	}
+	if (rs__load_relaxed(&t->state) != RS__T_ONLINE)
+		return 0;
+	/* Going offline is a quiescent point: finish the interval's work so
+	 * an offline thread holds back as little as possible. */
+	rs_safepoint();
+	urcu_qsbr_thread_offline();
+	rs__set_state(t, RS__T_OFFLINE);
+	return 0;
+}
+
+int rs_online(void)
+{
+	struct rs__thread *t = rs__self();
+	int expected;
+
+	if (!t) {
+		errno = EPERM;
+		return -1;
+	}
+	for (;;) {
+		expected = RS__T_OFFLINE;
+		if (rs__cas_seq_cst(&t->state, &expected, RS__T_ONLINE))
+			break;
+		if (expected != RS__T_LEASED)
+			return 0;	/* already online */
+		sched_yield();	/* a merger holds our lease briefly */
+	}
+	/* Dekker with rs__world_stop: see (W1) */
+	if (rs__load_seq_cst(&rs__stop_requested)) {
+		rs__lock(&world_lock);
+		if (rs__load_relaxed(&rs__stop_requested) && stopper != t)
+			stop_self(t, RS__T_WAITING);
+		rs__unlock(&world_lock);
+	}
+	urcu_qsbr_thread_online();
+	return 0;
+}
+
+bool rs__lease_offline(struct rs__thread *t)
+{
+	int expected = RS__T_OFFLINE;
+
+	return rs__cas_seq_cst(&t->state, &expected, RS__T_LEASED);
+}
+
+void rs__unlease(struct rs__thread *t)
+{
+	rs__set_state(t, RS__T_OFFLINE);
+}
+
+void rs__world_stop(void)
+{
+	struct rs__thread *t = rs__self(), *o;
+	bool online = t && urcu_qsbr_read_ongoing();
+	uint32_t slot;
+
+	if (online)
+		urcu_qsbr_thread_offline();
+	rs__lock(&world_lock);
+	while (rs__load_relaxed(&rs__stop_requested)) {
+		/* Another stop is in progress: count as stopped meanwhile. */
+		if (t && rs__load_relaxed(&t->state) == RS__T_ONLINE)
+			stop_self(t, RS__T_PARKED);
+		else
+			wait_for_resume();
+	}
+	rs__store_seq_cst(&rs__stop_requested, 1);
+	stopper = t;
+	stop_begin = rs__now_ns();
+	for (slot = 1; slot <= rs__load_acquire(&rs__nslots); slot++) {
+		o = rs__load_acquire(&rs__slots[slot]);
+		if (!o || o == t)
+			continue;
+		while (rs__load_seq_cst(&o->state) == RS__T_ONLINE)
+			pthread_cond_wait(&stopped_cv, &world_lock.m);
+	}
+	stop_reached = rs__now_ns();
+	rs__unlock(&world_lock);
+	if (online)
+		urcu_qsbr_thread_online();
+}
+
+void rs__world_resume(struct rs__stop_stats *out)
+{
+	struct rs__thread *o;
+	uint64_t now, ttsp, pause;
+	uint32_t slot;
+	int st;
+
+	rs__lock(&world_lock);
+	now = rs__now_ns();
+	for (slot = 1; slot <= rs__load_acquire(&rs__nslots); slot++) {
+		o = rs__load_acquire(&rs__slots[slot]);
+		st = rs__load_relaxed(&o->state);
+		if (st == RS__T_PARKED || st == RS__T_WAITING)
+			rs__store_seq_cst(&o->state, RS__T_ONLINE);
+	}
+	ttsp = stop_reached - stop_begin;
+	pause = now - stop_reached;
+	nstops++;
+	ttsp_total += ttsp;
+	pause_total += pause;
+	if (ttsp > ttsp_max)
+		ttsp_max = ttsp;
+	if (pause > pause_max)
+		pause_max = pause;
+	stopper = NULL;
+	rs__store_seq_cst(&rs__stop_requested, 0);
+	epoch++;
+	pthread_cond_broadcast(&world_cv);
+	rs__unlock(&world_lock);
+	if (out) {
+		out->ttsp_ns = ttsp;
+		out->pause_ns = pause;
+	}
+}
+
+void rs__world_stats(uint64_t *stops, uint64_t *tmax, uint64_t *ttot,
+		     uint64_t *pmax, uint64_t *ptot)
+{
+	rs__lock(&world_lock);
+	*stops = nstops;
+	*tmax = ttsp_max;
+	*ttot = ttsp_total;
+	*pmax = pause_max;
+	*ptot = pause_total;
+	rs__unlock(&world_lock);
+}
+
+/* fork: the stop (taken by fork.c) already holds everyone else; the child
+ * starts with no stop in progress and fresh synchronisation objects. */
+void rs__world_fork_child(void)
+{
+	rs__lock_reinit(&world_lock);
+	pthread_cond_init(&world_cv, NULL);
+	pthread_cond_init(&stopped_cv, NULL);
+	stopper = NULL;
+	epoch++;
+	rs__store_seq_cst(&rs__stop_requested, 0);
+}
+
+void rs__world_reset(void)
+{
+	rs__lock(&world_lock);
+	nstops = ttsp_max = ttsp_total = pause_max = pause_total = 0;
+	rs__unlock(&world_lock);
+}
