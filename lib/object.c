@@ -248,28 +248,43 @@ int rs__decref_slow(void *obj)
 	return rs__log_decref(t, obj, private_obj);
 }
 
-/* The owner's local count reached zero. */
+/*
+ * The owner's local count reached zero.  The owner gives up ownership (tid)
+ * before the CAS that publishes MERGED: once MERGED is visible another
+ * thread may drop the count to zero and free the object, so nothing may
+ * touch the header after that CAS.  Until it, nobody else can free the
+ * object: a DEFAULT or QUEUED object is freed only by its owner or by the
+ * merge of its queue entry.  A non-owner that read the cleared tid and
+ * queues the object finds no owner and merges it on the spot, which local
+ * == 0 makes harmless.
+ */
 static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
 {
 	int64_t w = rs__load_acquire(&h->shared);
 
+	if (w == shared_word(0, RS__S_DEFAULT)) {
+		push_dying(t, h);	/* true count 0: nobody else holds it */
+		return;
+	}
+	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
 	for (;;) {
 		if (RS__S_STATE(w) == RS__S_QUEUED)
-			return;	/* our queue holds it; the merge decides */
-		if (RS__S_COUNT(w) == 0) {
-			push_dying(t, h);	/* nobody else can hold it */
+			return;	/* its queue entry merges it */
+		if (w == shared_word(0, RS__S_DEFAULT)) {
+			push_dying(t, h);
 			return;
 		}
 		if (rs__cas_acq_rel(&h->shared, &w,
 				    shared_word(RS__S_COUNT(w), RS__S_MERGED)))
-			break;
+			return;
 	}
-	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
 }
 
 /*
  * Merge a QUEUED object: by its owner at a safepoint (on_the_spot false), or
- * by another thread while the owner is offline (lease held) or gone.
+ * by another thread while the owner is offline (lease held) or gone.  As
+ * above, local and tid are cleared before the CAS that publishes MERGED;
+ * nobody else frees a QUEUED object, whose queue entry is unique.
  */
 static void merge(struct rs__thread *t, void *obj, bool on_the_spot)
 {
@@ -277,25 +292,27 @@ static void merge(struct rs__thread *t, void *obj, bool on_the_spot)
 	uint32_t local = rs__load_relaxed(&h->local);
 	int64_t w = rs__load_acquire(&h->shared), total;
 
+	rs__store_relaxed(&h->local, 0);
+	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
+	if (on_the_spot)
+		rs__bump_owner(&t->c.merges_on_the_spot, 1);
 	do {
 		if (RS__S_STATE(w) != RS__S_QUEUED)
 			rs__die("rs_decref", obj,
 				"merge of an object of type '%s' that is not queued",
 				type_name(h));
 		total = RS__S_COUNT(w) + (int64_t)local;
+		if (total < 0)
+			rs__die("rs_decref", obj,
+				"count underflow on object of type '%s' (more "
+				"decrefs than references)", type_name(h));
+		if (total == 0) {
+			/* no reference left anywhere: no CAS can race */
+			push_dying(t, h);
+			return;
+		}
 	} while (!rs__cas_acq_rel(&h->shared, &w,
 				  shared_word(total, RS__S_MERGED)));
-	rs__store_relaxed(&h->local, 0);
-	if (total < 0)
-		rs__die("rs_decref", obj,
-			"count underflow on object of type '%s' (more decrefs "
-			"than references)", type_name(h));
-	if (total == 0)
-		push_dying(t, h);
-	else
-		rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
-	if (on_the_spot)
-		rs__bump_owner(&t->c.merges_on_the_spot, 1);
 }
 
 void rs__merge_queued(struct rs__thread *t, void *obj)

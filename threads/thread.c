@@ -32,6 +32,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <urcu/static/urcu-qsbr.h>	/* struct urcu_qsbr_reader, for fork */
 
 __thread struct rs__tls rs__tls __attribute__((tls_model("initial-exec")));
 
@@ -248,8 +249,15 @@ static void drain_leased(struct rs__thread *t, struct rs__thread *o)
 
 void rs__queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner)
 {
-	struct rs__thread *o = rs__load_acquire(&rs__slots[RS__TID_SLOT(owner)]);
+	struct rs__thread *o;
 
+	if (owner >> RS_SLOT_BITS == 0) {
+		/* the owner gave up ownership (merge_zero_local) after we
+		 * read its id: nobody to queue to */
+		rs__merge_abandoned(t, obj);
+		return;
+	}
+	o = rs__load_acquire(&rs__slots[RS__TID_SLOT(owner)]);
 	rs__lock(&o->qlock);
 	if (o->tid != owner) {
 		/* the owner is gone */
