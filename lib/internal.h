@@ -33,6 +33,25 @@
 #define RS_DEBUG 0
 #endif
 
+/*
+ * ThreadSanitizer cannot see the ordering a grace period creates (it is made
+ * inside liburcu, which is not instrumented).  We describe it: every
+ * quiescent point releases a clock, and the end of every grace period
+ * acquires it.  That is exactly RCU's guarantee: what a thread did before a
+ * quiescent state happens before what follows the end of a grace period that
+ * the quiescent state ended for that thread.  Reads after a thread's last
+ * quiescent state stay unordered, so a real early free is still reported.
+ */
+#ifdef __SANITIZE_THREAD__
+#include <sanitizer/tsan_interface.h>
+extern char rs__tsan_gp;
+#define RS_TSAN_QUIESCENT() __tsan_release(&rs__tsan_gp)
+#define RS_TSAN_GRACE_PERIOD() __tsan_acquire(&rs__tsan_gp)
+#else
+#define RS_TSAN_QUIESCENT() ((void)0)
+#define RS_TSAN_GRACE_PERIOD() ((void)0)
+#endif
+
 #define RS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define RS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define RS_HEAD_SIZE sizeof(struct rs__head)

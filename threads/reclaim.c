@@ -46,6 +46,10 @@
 
 #include <signal.h>
 
+#ifdef __SANITIZE_THREAD__
+char rs__tsan_gp;
+#endif
+
 static rs__mutex pend_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_RECLAIM};
 static rs__mutex gp_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_GP};
 static pthread_cond_t pend_cv = PTHREAD_COND_INITIALIZER;
@@ -75,6 +79,7 @@ static void *reclaimer_main(void *unused)
 
 		rs__lock(&gp_lock);
 		urcu_qsbr_synchronize_rcu();
+		RS_TSAN_GRACE_PERIOD();
 		rs__unlock(&gp_lock);
 
 		rs__lock(&pend_lock);
@@ -144,10 +149,12 @@ void rs__synchronize(void)
 {
 	bool online = rs__self() && urcu_qsbr_read_ongoing();
 
+	RS_TSAN_QUIESCENT();
 	if (online)
 		urcu_qsbr_thread_offline();
 	rs__lock(&gp_lock);
 	urcu_qsbr_synchronize_rcu();
+	RS_TSAN_GRACE_PERIOD();
 	rs__unlock(&gp_lock);
 	if (online)
 		urcu_qsbr_thread_online();

@@ -95,6 +95,7 @@ static void stop_self(struct rs__thread *t, int state)
 
 static void park(struct rs__thread *t)
 {
+	RS_TSAN_QUIESCENT();
 	urcu_qsbr_thread_offline();
 	rs__lock(&world_lock);
 	if (rs__load_relaxed(&rs__stop_requested) && stopper != t)
@@ -126,6 +127,7 @@ int rs_safepoint(void)
 	}
 	if (RS_UNLIKELY(t->in_safepoint))
 		return 0;	/* from a destroy callback */
+	RS_TSAN_QUIESCENT();
 	urcu_qsbr_quiescent_state();
 	if (RS_LIKELY(!rs__load_relaxed(&rs__stop_requested) &&
 		      !rs__load_relaxed(&t->queue_hint) &&
@@ -169,6 +171,7 @@ int rs_offline(void)
 	/* Going offline is a quiescent point: finish the interval's work so
 	 * an offline thread holds back as little as possible. */
 	rs_safepoint();
+	RS_TSAN_QUIESCENT();
 	urcu_qsbr_thread_offline();
 	rs__set_state(t, RS__T_OFFLINE);
 	return 0;
@@ -220,6 +223,7 @@ void rs__world_stop(void)
 	bool online = t && urcu_qsbr_read_ongoing();
 	uint32_t slot;
 
+	RS_TSAN_QUIESCENT();
 	if (online)
 		urcu_qsbr_thread_offline();
 	rs__lock(&world_lock);

@@ -1,0 +1,257 @@
+/*
+ * test_defer.c - the deferred-decrement contract.
+ *
+ *  - borrowed references: readers load a shared slot and walk the object's
+ *    children while writers replace and drop the slot's value; destroyed
+ *    nodes are stamped NODE_DEAD (and ASan builds trap any access), so a
+ *    reader that reaches a destroyed node before its next safepoint is
+ *    caught;
+ *  - an offline thread does not hold up reclamation, while an online thread
+ *    that skips safepoints does (so the test above has teeth);
+ *  - deferred memory stays under the configured bound, waiting for a grace
+ *    period at a safepoint when it must.
+ */
+#include <errno.h>
+
+#include "testlib.h"
+
+#ifdef RS_PLAIN_MALLOC	/* sanitizer builds are slower: less work */
+#define ROUNDS 3000
+#else
+#define ROUNDS 20000
+#endif
+
+static struct node *slot[4];
+static int stop_readers;
+static long violations, reads;
+
+static struct node *tree(long v)
+{
+	struct node *n = node_new(v);
+
+	n->kid[0] = node_new(v + 1);
+	n->kid[1] = node_new(v + 2);
+	n->kid[0]->kid[0] = node_new(v + 3);
+	return n;
+}
+
+static int intact(struct node *n)
+{
+	return n->magic == NODE_ALIVE && n->kid[0]->magic == NODE_ALIVE &&
+	       n->kid[1]->magic == NODE_ALIVE &&
+	       n->kid[0]->kid[0]->magic == NODE_ALIVE &&
+	       n->kid[0]->value == n->value + 1;
+}
+
+static void *reader(void *arg)
+{
+	struct node *n, *seen[4];
+	long bad = 0, r = 0;
+	int i, k, spin;
+
+	(void)arg;
+	rs_thread_attach();
+	while (!__atomic_load_n(&stop_readers, __ATOMIC_RELAXED)) {
+		/* borrow several values, dawdle, then check them all again:
+		 * every one must still be intact before the safepoint */
+		for (k = 0; k < 4; k++) {
+			seen[k] = (struct node *)rs_get(&slot[k]);
+			if (seen[k] && !intact(seen[k]))
+				bad++;
+		}
+		for (spin = 0; spin < 200; spin++)
+			__asm__ __volatile__("" ::: "memory");
+		for (k = 0; k < 4; k++)
+			if (seen[k] && !intact(seen[k]))
+				bad++;
+		for (i = 0; i < 4; i++) {
+			n = (struct node *)rs_get(&slot[i]);
+			if (n && !intact(n))
+				bad++;
+		}
+		r++;
+		rs_safepoint();
+	}
+	__atomic_fetch_add(&violations, bad, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&reads, r, __ATOMIC_RELAXED);
+	rs_thread_detach();
+	return NULL;
+}
+
+static void *writer(void *arg)
+{
+	long i, id = (long)(intptr_t)arg;
+
+	rs_thread_attach();
+	for (i = 0; i < ROUNDS; i++) {
+		int k = (int)((i + id) % 4);
+
+		if (i % 7 == 0)
+			rs_clear(&slot[k]);
+		else
+			rs_set_steal(&slot[k], tree(i * 10));
+		if (i % 3 == 0)
+			rs_safepoint();
+	}
+	rs_thread_detach();
+	return NULL;
+}
+
+static void test_borrowed(void)
+{
+	pthread_t r[2], w[2];
+	long live = live_objects(), before = destroyed();
+	int i;
+
+	for (i = 0; i < 2; i++)
+		start_thread(&r[i], reader, NULL);
+	for (i = 0; i < 2; i++)
+		start_thread(&w[i], writer, (void *)(intptr_t)i);
+	rs_offline();
+	for (i = 0; i < 2; i++)
+		pthread_join(w[i], NULL);
+	__atomic_store_n(&stop_readers, 1, __ATOMIC_RELAXED);
+	for (i = 0; i < 2; i++)
+		pthread_join(r[i], NULL);
+	rs_online();
+	ok(reads > 100, "readers made %ld passes", reads);
+	ok(destroyed() - before > ROUNDS, "writers destroyed %ld nodes meanwhile",
+	   destroyed() - before);
+	is(violations, 0L, "no reader reached a destroyed node before its safepoint");
+	for (i = 0; i < 4; i++)
+		rs_clear(&slot[i]);
+	settle_until(live_objects() == live, 5000);
+	is(live_objects(), live, "everything reclaimed");
+}
+
+/* ---- who holds up reclamation ---- */
+
+static int blocker_mode;	/* 1: offline and blocked; 2: online, no safepoints */
+static int blocker_release;
+
+static void *blocker(void *arg)
+{
+	(void)arg;
+	rs_thread_attach();
+	if (blocker_mode == 1)
+		rs_offline();
+	__atomic_store_n(&blocker_mode, -blocker_mode, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&blocker_release, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	if (blocker_mode == -1)
+		rs_online();
+	rs_safepoint();
+	rs_thread_detach();
+	return NULL;
+}
+
+static void drop_published(int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		struct node *x = node_new(i);
+
+		rs_publish(x);
+		rs_decref(x);
+	}
+}
+
+static void test_who_blocks(void)
+{
+	pthread_t t;
+	long before;
+
+	blocker_mode = 1;
+	blocker_release = 0;
+	start_thread(&t, blocker, NULL);
+	while (__atomic_load_n(&blocker_mode, __ATOMIC_ACQUIRE) != -1)
+		usleep(100);
+	before = destroyed();
+	drop_published(100);
+	settle_until(destroyed() == before + 100, 3000);
+	is(destroyed(), before + 100, "an offline thread does not hold up reclamation");
+	__atomic_store_n(&blocker_release, 1, __ATOMIC_RELEASE);
+	rs_offline();
+	pthread_join(t, NULL);
+	rs_online();
+
+	blocker_mode = 2;
+	blocker_release = 0;
+	start_thread(&t, blocker, NULL);
+	while (__atomic_load_n(&blocker_mode, __ATOMIC_ACQUIRE) != -2)
+		usleep(100);
+	before = destroyed();
+	drop_published(100);
+	settle_until(0, 200);
+	is(destroyed(), before, "an online thread that skips safepoints holds it up");
+	__atomic_store_n(&blocker_release, 1, __ATOMIC_RELEASE);
+	settle_until(destroyed() == before + 100, 3000);
+	is(destroyed(), before + 100, "and its safepoint lets it through");
+	rs_offline();
+	pthread_join(t, NULL);
+	rs_online();
+}
+
+/* ---- the bound on deferred memory ---- */
+
+static void test_bound(void)
+{
+	struct rs_stats st;
+	size_t limit, per_interval;
+	long live = live_objects();
+	uint64_t waits;
+	int i;
+
+	rs_stats(&st);
+	waits = st.defer_waits;
+	limit = st.defer_limit_bytes;
+	per_interval = 100 * (sizeof(struct node) + 32);
+	/* a stalled online thread makes the reclaimer useless: only the
+	 * bound's own wait can keep memory in check */
+	blocker_mode = 2;
+	blocker_release = 0;
+	{
+		pthread_t t;
+
+		start_thread(&t, blocker, NULL);
+		while (__atomic_load_n(&blocker_mode, __ATOMIC_ACQUIRE) != -2)
+			usleep(100);
+		for (i = 0; i < 5; i++) {
+			drop_published(100);
+			rs_safepoint();
+		}
+		rs_stats(&st);
+		ok(st.pending_bytes > 0 && st.defer_waits == waits,
+		   "below the bound, decrements wait for the stalled thread");
+		__atomic_store_n(&blocker_release, 1, __ATOMIC_RELEASE);
+		rs_offline();
+		pthread_join(t, NULL);
+		rs_online();
+	}
+	for (i = 0; i < 2000; i++) {
+		drop_published(100);
+		rs_safepoint();
+	}
+	rs_stats(&st);
+	diag("limit %zu, max pending %zu bytes, %llu waits", limit,
+	     st.pending_bytes_max, (unsigned long long)st.defer_waits);
+	ok(st.pending_bytes_max <= limit + per_interval,
+	   "pending bytes never exceeded the bound plus one interval");
+	settle_until(live_objects() == live, 5000);
+	is(live_objects(), live, "all reclaimed");
+}
+
+int main(void)
+{
+	rs_config cfg = {0};
+
+	plan(12);
+	cfg.defer_limit_bytes = 64 << 10;
+	ok(rs_init(&cfg) == 0 && rs_thread_attach() == 0, "init (64 KiB bound)");
+	test_borrowed();
+	test_who_blocks();
+	test_bound();
+	is(rs_shutdown(), 0L, "shutdown clean");
+	return exit_status();
+}
