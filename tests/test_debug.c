@@ -1,0 +1,147 @@
+/*
+ * test_debug.c - misuse is reported, not silently absorbed.  Each case runs
+ * in a child process; the test checks that the child aborted and that the
+ * message names the call, the object's address and its type.
+ *
+ * The cases that depend on the debug build's quarantine of destroyed
+ * objects (use after the last decref) run only when RS_DEBUG is set; count
+ * underflow of a live object is caught in every build.
+ */
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "testlib.h"
+
+#ifndef RS_DEBUG
+#define RS_DEBUG 0
+#endif
+
+static char msg[4096];
+
+/* Run fn in a child with stderr captured; returns the child's wait status. */
+static int run_child(void (*fn)(void))
+{
+	int pipefd[2], status;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	if (pipe(pipefd))
+		bail_out("pipe");
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 2);
+		close(pipefd[0]);
+		rs_thread_attach();
+		fn();
+		_exit(0);
+	}
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
+		got += n;
+	msg[got] = 0;
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	return status;
+}
+
+static void double_decref(void)
+{
+	struct node *n = node_new(1);
+
+	rs_decref(n);
+	rs_safepoint();	/* destroyed here */
+	rs_decref(n);	/* the object is gone */
+}
+
+static void use_after_destroy(void)
+{
+	struct node *n = node_new(1);
+
+	rs_decref(n);
+	rs_safepoint();
+	rs_incref(n);
+}
+
+static void underflow_published(void)
+{
+	struct node *n = node_new(1);
+
+	rs_publish(n);
+	rs_decref(n);
+	rs_decref(n);	/* both logged: the second application underflows */
+	for (;;)
+		rs_safepoint();
+}
+
+static void underflow_shared(void)
+{
+	static struct node *slot;
+	struct node *n = node_new(1);
+
+	rs_set_steal(&slot, n);
+	rs_incref(n);
+	/* hand the count to "another" holder by merging: after this the
+	 * object's counts live in the shared word */
+	rs_decref(n);
+	rs_decref(n);
+	rs_decref(n);	/* one too many */
+	rs_clear(&slot);
+	for (;;)
+		rs_safepoint();
+}
+
+/* What the build can promise about a decrement of a destroyed object:
+ * debug builds keep destroyed objects in quarantine and name the misuse;
+ * release builds check the header, which jemalloc leaves in place; ASan
+ * builds return freed memory to ASan, which reports the access itself. */
+#if RS_DEBUG || !defined(RS_PLAIN_MALLOC)
+#define MODE_ABORT 1
+#elif defined(__SANITIZE_ADDRESS__)
+#define MODE_ASAN 1
+#endif
+
+static void check_death(void (*fn)(void), const char *call, const char *name)
+{
+	int st = run_child(fn);
+
+#if defined(MODE_ABORT)
+	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: the child aborts", name);
+	ok(strstr(msg, call) != NULL, "%s: the message names %s", name, call);
+	ok(strstr(msg, "type 'node'") != NULL, "%s: and the type", name);
+	ok(strstr(msg, "already destroyed") || strstr(msg, "underflow"),
+	   "%s: and what went wrong", name);
+	ok(strstr(msg, "(0x") != NULL, "%s: and the address", name);
+	if (!WIFSIGNALED(st) || !strstr(msg, call))
+		diag("child said: %s", msg);
+#elif defined(MODE_ASAN)
+	ok(WIFEXITED(st) && WEXITSTATUS(st) != 0, "%s: the child fails", name);
+	ok(strstr(msg, "heap-use-after-free") != NULL,
+	   "%s: AddressSanitizer reports the use after free", name);
+	ok(strstr(msg, "decref") != NULL, "%s: in the decrement (%s)", name, call);
+	skip(2, "type and address are named by debug and release builds");
+#else
+	(void)st;
+	(void)call;
+	(void)name;
+	skip(5, "ThreadSanitizer builds neither keep nor check freed objects");
+#endif
+}
+
+int main(void)
+{
+	plan(1 + 4 * 5);
+	ok(rs_init(NULL) == 0, "init");
+	check_death(underflow_published, "rs_decref",
+		    "double decref of a published object");
+	check_death(underflow_shared, "rs_decref",
+		    "extra decref of a shared object");
+	if (RS_DEBUG) {
+		check_death(double_decref, "rs_decref", "decref after destruction");
+		check_death(use_after_destroy, "rs_incref", "incref after destruction");
+	} else {
+		skip(10, "needs the debug build's quarantine (make check DEBUG=1)");
+	}
+	rs_shutdown();
+	return exit_status();
+}
