@@ -198,7 +198,8 @@ static inline void *rs_incref(void *obj)
 	if (!obj)
 		return obj;
 	h = rs__head_of(obj);
-	if (__atomic_load_n(&h->tid, __ATOMIC_RELAXED) == rs__tls.tid) {
+	if (__builtin_expect(__atomic_load_n(&h->tid, __ATOMIC_RELAXED) ==
+			     rs__tls.tid, 1)) {
 		__atomic_store_n(&h->local,
 				 __atomic_load_n(&h->local, __ATOMIC_RELAXED) + 1,
 				 __ATOMIC_RELAXED);
@@ -217,10 +218,12 @@ static inline int rs_decref(void *obj)
 	if (!obj)
 		return 0;
 	h = rs__head_of(obj);
-	if (__atomic_load_n(&h->tid, __ATOMIC_RELAXED) == rs__tls.tid &&
-	    !(__atomic_load_n(&h->bits, __ATOMIC_RELAXED) & RS__B_PUBLISHED)) {
+	if (__builtin_expect(__atomic_load_n(&h->tid, __ATOMIC_RELAXED) ==
+				     rs__tls.tid &&
+			     !(__atomic_load_n(&h->bits, __ATOMIC_RELAXED) &
+			       RS__B_PUBLISHED), 1)) {
 		local = __atomic_load_n(&h->local, __ATOMIC_RELAXED);
-		if (local > 1) {
+		if (__builtin_expect(local > 1, 1)) {
 			__atomic_store_n(&h->local, local - 1, __ATOMIC_RELAXED);
 			return 0;
 		}
