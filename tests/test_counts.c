@@ -101,9 +101,7 @@ static void test_nonowner(void)
 
 	rs_publish(n);
 	start_thread(&t, nonowner_pairs, n);
-	rs_offline();
-	pthread_join(t, NULL);
-	rs_online();
+	join_offline(t);
 	is(rs_refcount(n), 1L, "10000 non-owner increments and decrements cancel");
 	is(tid_of(n), rs__tls.tid, "the object still belongs to its creator");
 	rs_decref(n);
@@ -153,9 +151,7 @@ static void test_queue(void)
 	/* stay online, so the other thread must queue rather than merge */
 	while (get_step() < 1)
 		rs_safepoint();
-	rs_offline();
-	pthread_join(t, NULL);
-	rs_online();
+	join_offline(t);
 	rs_safepoint();
 	is(stats().merges_queued, queued + 1, "the object was queued to its owner");
 	is(stats().merges_on_the_spot, spot, "not merged on the spot");
@@ -235,9 +231,7 @@ static void test_gone_owner(void)
 
 	start_thread(&t, short_owner, NULL);
 	n = (struct node *)box_take();
-	rs_offline();
-	pthread_join(t, NULL);
-	rs_online();
+	join_offline(t);
 	attached = stats().attached_threads;
 	is(attached, (size_t)1, "the exited thread was detached automatically");
 	ok(n->magic == NODE_ALIVE && n->kid[0]->magic == NODE_ALIVE,

@@ -145,6 +145,23 @@ static void *blocker(void *arg)
 	return NULL;
 }
 
+static pthread_t blocker_start(int mode)
+{
+	pthread_t t;
+
+	blocker_mode = mode;
+	blocker_release = 0;
+	start_thread(&t, blocker, NULL);
+	while (__atomic_load_n(&blocker_mode, __ATOMIC_ACQUIRE) != -mode)
+		usleep(100);
+	return t;
+}
+
+static void blocker_release_now(void)
+{
+	__atomic_store_n(&blocker_release, 1, __ATOMIC_RELEASE);
+}
+
 static void drop_published(int n)
 {
 	int i;
@@ -159,38 +176,25 @@ static void drop_published(int n)
 
 static void test_who_blocks(void)
 {
-	pthread_t t;
+	pthread_t t = blocker_start(1);
 	long before;
 
-	blocker_mode = 1;
-	blocker_release = 0;
-	start_thread(&t, blocker, NULL);
-	while (__atomic_load_n(&blocker_mode, __ATOMIC_ACQUIRE) != -1)
-		usleep(100);
 	before = destroyed();
 	drop_published(100);
 	settle_until(destroyed() == before + 100, 3000);
 	is(destroyed(), before + 100, "an offline thread does not hold up reclamation");
-	__atomic_store_n(&blocker_release, 1, __ATOMIC_RELEASE);
-	rs_offline();
-	pthread_join(t, NULL);
-	rs_online();
+	blocker_release_now();
+	join_offline(t);
 
-	blocker_mode = 2;
-	blocker_release = 0;
-	start_thread(&t, blocker, NULL);
-	while (__atomic_load_n(&blocker_mode, __ATOMIC_ACQUIRE) != -2)
-		usleep(100);
+	t = blocker_start(2);
 	before = destroyed();
 	drop_published(100);
 	settle_until(0, 200);
 	is(destroyed(), before, "an online thread that skips safepoints holds it up");
-	__atomic_store_n(&blocker_release, 1, __ATOMIC_RELEASE);
+	blocker_release_now();
 	settle_until(destroyed() == before + 100, 3000);
 	is(destroyed(), before + 100, "and its safepoint lets it through");
-	rs_offline();
-	pthread_join(t, NULL);
-	rs_online();
+	join_offline(t);
 }
 
 /* ---- the bound on deferred memory ---- */
@@ -209,14 +213,9 @@ static void test_bound(void)
 	per_interval = 100 * (sizeof(struct node) + 32);
 	/* a stalled online thread makes the reclaimer useless: only the
 	 * bound's own wait can keep memory in check */
-	blocker_mode = 2;
-	blocker_release = 0;
 	{
-		pthread_t t;
+		pthread_t t = blocker_start(2);
 
-		start_thread(&t, blocker, NULL);
-		while (__atomic_load_n(&blocker_mode, __ATOMIC_ACQUIRE) != -2)
-			usleep(100);
 		for (i = 0; i < 5; i++) {
 			drop_published(100);
 			rs_safepoint();
@@ -224,10 +223,8 @@ static void test_bound(void)
 		rs_stats(&st);
 		ok(st.pending_bytes > 0 && st.defer_waits == waits,
 		   "below the bound, decrements wait for the stalled thread");
-		__atomic_store_n(&blocker_release, 1, __ATOMIC_RELEASE);
-		rs_offline();
-		pthread_join(t, NULL);
-		rs_online();
+		blocker_release_now();
+		join_offline(t);
 	}
 	for (i = 0; i < 2000; i++) {
 		drop_published(100);

@@ -119,9 +119,7 @@ int main(void)
 	}
 	is(rc, 0, "children of an attached thread work (3 forks)");
 	start_thread(&u, unattached_forker, &rc);
-	rs_offline();
-	pthread_join(u, NULL);
-	rs_online();
+	join_offline(u);
 	is(rc, 0, "child of an unattached thread works");
 	ok(rs_heap_verify() == 0, "the parent's heap verifies after the forks");
 	__atomic_store_n(&quit, 1, __ATOMIC_RELAXED);

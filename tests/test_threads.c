@@ -33,9 +33,7 @@ static void test_exit_owning(void)
 
 	for (i = 0; i < 8; i++) {
 		start_thread(&t[i], owner_exits, (void *)(intptr_t)i);
-		rs_offline();
-		pthread_join(t[i], &tid[i]);
-		rs_online();
+		tid[i] = join_offline(t[i]);
 	}
 	{
 		struct rs_stats st;

@@ -197,9 +197,7 @@ static void test_attach_during_stop(void)
 	is(__atomic_load_n(&late_attached, __ATOMIC_ACQUIRE), 0,
 	   "a thread attaching during a stop waits for the resume");
 	rs__world_resume(NULL);
-	rs_offline();
-	pthread_join(t, NULL);
-	rs_online();
+	join_offline(t);
 	is(late_attached, 1, "and then runs");
 }
 

@@ -97,4 +97,15 @@ static inline void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 		bail_out("pthread_create failed");
 }
 
+/* Join a thread while offline, so the wait holds up nobody. */
+static inline void *join_offline(pthread_t t)
+{
+	void *ret = NULL;
+
+	rs_offline();
+	pthread_join(t, &ret);
+	rs_online();
+	return ret;
+}
+
 #endif /* RS_TESTLIB_H */
