@@ -77,7 +77,7 @@ BENCHES   := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 VERSION := 0.1.0
 
-.PHONY: all lib check bench install uninstall clean deps
+.PHONY: all lib check bench install uninstall clean deps FORCE
 all: lib
 lib: $(B)/librefstore.a $(B)/librefstore.so
 
@@ -168,9 +168,9 @@ bench: $(BENCHES)
 # --------------------------------------------------------------------------
 # Install
 # --------------------------------------------------------------------------
-$(B)/refstore.pc: Makefile
+$(B)/refstore.pc: FORCE
 	@mkdir -p $(B)
-	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
 	  'Name: refstore' \
 	  'Description: shared object graphs for threaded C: biased and deferred reference counting over RCU' \
 	  'Version: $(VERSION)' \
