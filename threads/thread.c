@@ -149,9 +149,12 @@ int rs_thread_attach(void)
 	return rs_online();
 }
 
+/* Under the registry lock, so fork's prepare step (which holds it) never
+ * finds a thread inside urcu's registration. */
 static void slot_release(struct rs__thread *t)
 {
 	rs__lock(&rs__registry_lock);
+	urcu_qsbr_unregister_thread();
 	counters_fold(&rs__retired, &t->c);
 	readers[t->slot] = NULL;
 	free_slots[nfree++] = t->slot;
@@ -192,6 +195,7 @@ int rs_thread_detach(void)
 	if (rs__load_relaxed(&t->state) != RS__T_ONLINE)
 		rs_online();
 	rs_safepoint();
+	t->in_safepoint = 1;	/* destroy callbacks must not reenter */
 	rs__defer_flush(t);	/* every logged decrement applied */
 
 	/* From here the thread owns nothing: owner fast paths stop matching. */
@@ -199,9 +203,9 @@ int rs_thread_detach(void)
 	give_up_ownership(t);
 	rs__cascade(t);
 	rs__defer_release(t);
+	t->in_safepoint = 0;
 
 	rs__set_state(t, RS__T_DEAD);
-	urcu_qsbr_unregister_thread();
 	pthread_setspecific(exit_key, NULL);
 	rs__tls.self = NULL;
 	slot_release(t);
@@ -314,15 +318,23 @@ void rs__thread_fork_child(void)
 	uint32_t slot;
 
 	rs__lock_reinit(&rs__registry_lock);
+	if (self)
+		self->in_safepoint = 1;	/* destroy callbacks must not reenter */
 	for (slot = 1; slot <= rs__nslots; slot++) {
 		t = rs__slots[slot];
 		rs__lock_reinit(&t->qlock);
-		if (t == self || rs__load_relaxed(&t->state) == RS__T_DEAD)
+		if (t == self)
 			continue;
-		rs__store_relaxed(&t->state, RS__T_DEAD);
-		give_up_ownership(t);
-		rs__cascade(t);
-		rs__defer_adopt(self, t);
+		if (rs__load_relaxed(&t->state) != RS__T_DEAD) {
+			rs__store_relaxed(&t->state, RS__T_DEAD);
+			give_up_ownership(t);
+			rs__cascade(t);
+			rs__defer_adopt(self, t);
+		} else if (!readers[slot]) {
+			continue;	/* long gone */
+		}
+		/* alive, or detached but not yet released (its detach was
+		 * waiting for the registry lock that prepare held) */
 		counters_fold(&rs__retired, &t->c);
 		if (readers[slot]) {
 			cds_list_del(&readers[slot]->node);
@@ -331,6 +343,8 @@ void rs__thread_fork_child(void)
 		free_slots[nfree++] = slot;
 		nattached--;
 	}
+	if (self)
+		self->in_safepoint = 0;
 	rs__defer_resubmit_all();
 }
 
