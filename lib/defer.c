@@ -22,8 +22,8 @@
  *      safepoint of that thread, and (c) for batch entries, after the batch
  *      matured or after the thread itself waited for a grace period that
  *      began after the batch was sealed.
- * (D2) Batches are applied in the order they were sealed, entries in the
- *      order they were logged.
+ * (D2) Batches are applied in the order they were sealed; entries within a
+ *      log in any order (decrements commute).
  * (D3) The bytes named by a thread's sealed and current batches are at most
  *      the configured bound plus what one interval logs: at a safepoint, a
  *      thread above the bound seals, waits for a grace period itself and
@@ -33,8 +33,9 @@
  * (D4) A batch node is freed or reused only once the reclaimer has marked it
  *      matured: until then the reclaimer may still link through it.
  * (D5) pending == entries in `priv`, `cur` and the sealed batches;
- *      pending_bytes == the sizes of the objects they name.  Checked by
- *      rs_heap_verify.
+ *      pending_bytes == the sizes of the objects they name; and every entry
+ *      in a log is not yet applied -- also while the thread is parked in
+ *      the middle of applying one.  Checked by rs_heap_verify.
  */
 #define RS_BUILDING 1
 #include "internal.h"
@@ -56,6 +57,7 @@ static struct rs__batch *batch_new(void)
 	if (b) {
 		b->next = b->rnext = NULL;
 		b->matured = 0;
+		b->submitted = false;
 		b->n = 0;
 		b->bytes = 0;
 		b->sealed_ns = 0;
@@ -134,7 +136,8 @@ static int seal(struct rs__thread *t)
 	rs__bump_owner(&t->c.batches_sealed, 1);
 	t->cur = t->spare ? t->spare : batch_new();
 	t->spare = NULL;
-	if (!rs__reclaim_submit(b))
+	b->submitted = rs__reclaim_submit(b);
+	if (!b->submitted)
 		t->self_sync = true;
 	if (!t->cur) {
 		errno = ENOMEM;
@@ -187,36 +190,44 @@ bool rs__defer_has_work(const struct rs__thread *t)
 	       rs__load_relaxed(&t->c.pending_bytes) > rs__rt.defer_limit;
 }
 
+/*
+ * Application consumes entries from the end of a log, one at a time, and
+ * updates the counters with each: the thread may park for a stop in the
+ * middle of a cascade (rs__safepoint_poll), and a stopped world (the
+ * verifier, a fork child adopting the log) must then see exactly the entries
+ * not yet applied (D5).  The order within one log does not matter:
+ * decrements commute, and each was allowed to apply from the start.
+ */
+static void apply_one(struct rs__thread *t, void *obj)
+{
+	size_t bytes = rs__obj_bytes(obj);
+
+	pending_add(t, -1, -(int64_t)bytes);
+	rs__decref_now(t, obj);
+	rs__cascade(t);
+}
+
 static void apply_priv(struct rs__thread *t)
 {
-	size_t i, bytes = 0;
-
-	/* index loop: a destroy callback that misuses rs_decref may append */
-	for (i = 0; i < t->npriv; i++) {
-		bytes += rs__obj_bytes(t->priv[i]);
-		rs__decref_now(t, t->priv[i]);
-		rs__cascade(t);
-	}
-	pending_add(t, -(int64_t)t->npriv, -(int64_t)bytes);
-	t->npriv = 0;
+	/* a destroy callback that misuses rs_decref may append: re-read */
+	while (t->npriv)
+		apply_one(t, t->priv[--t->npriv]);
 }
 
 static void apply_batch(struct rs__thread *t, struct rs__batch *b)
 {
-	uint32_t i;
+	void *obj;
 
-	for (i = 0; i < b->n; i++) {
-		rs__decref_now(t, b->ent[i]);
-		rs__cascade(t);
+	while (b->n) {
+		obj = b->ent[--b->n];
+		b->bytes -= rs__obj_bytes(obj);
+		apply_one(t, obj);
 	}
-	pending_add(t, -(int64_t)b->n, -(int64_t)b->bytes);
-	b->n = 0;
-	b->bytes = 0;
 }
 
 /* Apply every sealed batch after waiting for a grace period ourselves
- * (D1c).  Batch nodes the reclaimer still holds stay on the list, empty,
- * until it marks them (D4). */
+ * (D1c).  Batches the reclaimer was given stay on the list, empty, until it
+ * marks them (D4); those it never got are marked here. */
 static void apply_all_sealed(struct rs__thread *t)
 {
 	struct rs__batch *b;
@@ -224,7 +235,7 @@ static void apply_all_sealed(struct rs__thread *t)
 	rs__synchronize();
 	for (b = t->sealed; b; b = b->next) {
 		apply_batch(t, b);
-		if (t->self_sync)
+		if (!b->submitted)
 			rs__store_release(&b->matured, 1);
 	}
 	t->self_sync = false;
@@ -234,13 +245,10 @@ static void apply_all_sealed(struct rs__thread *t)
 
 void rs__defer_safepoint(struct rs__thread *t)
 {
-	if (t->npriv)
-		apply_priv(t);
+	apply_priv(t);
 	while (t->sealed && batch_matured(t->sealed)) {
-		struct rs__batch *b = sealed_pop(t);
-
-		apply_batch(t, b);
-		batch_recycle(t, b);
+		apply_batch(t, t->sealed);	/* popped only once empty */
+		batch_recycle(t, sealed_pop(t));
 		rs__safepoint_poll(t);
 	}
 	if (!t->sealed)
@@ -302,8 +310,10 @@ void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from)
 			list = b->next;
 			sealed_append(to, b);
 			pending_add(to, b->n, (int64_t)b->bytes);
-			if (!batch_matured(b) && !rs__reclaim_submit(b))
-				to->self_sync = true;
+			if (!batch_matured(b)) {
+				b->submitted = rs__reclaim_submit(b);
+				to->self_sync |= !b->submitted;
+			}
 		}
 		return;
 	}
@@ -352,9 +362,12 @@ void rs__defer_resubmit_all(void)
 
 	if (!t)
 		return;
-	for (b = t->sealed; b; b = b->next)
-		if (!batch_matured(b) && !rs__reclaim_submit(b))
-			t->self_sync = true;
+	for (b = t->sealed; b; b = b->next) {
+		if (!batch_matured(b)) {
+			b->submitted = rs__reclaim_submit(b);
+			t->self_sync |= !b->submitted;
+		}
+	}
 }
 
 /* rs_shutdown with no thread attached: nobody can hold a borrowed

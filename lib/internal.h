@@ -109,7 +109,9 @@ struct rs__batch {
 	struct rs__batch *rnext; /* reclaimer's lists.  Sync: reclaimer lock */
 	int matured;		/* Sync: atomic; release by the reclaimer,
 				   acquire by the owner */
-	uint32_t n;		/* Sync: owner thread only */
+	uint32_t n;		/* entries not yet applied. Sync: owner */
+	bool submitted;		/* the reclaimer has it (else the owner
+				   marks it matured itself). Sync: owner */
 	size_t bytes;		/* sum of the named objects' sizes */
 	uint64_t sealed_ns;	/* Sync: owner, before submission */
 	void *ent[];		/* objects to decrement, in log order */

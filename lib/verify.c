@@ -173,8 +173,11 @@ static void verify_queue(struct verify *v, struct rs__thread *t)
 		h = rs__head_of(t->queue[i]);
 		if (!check_header(v, t->queue[i], "a merge queue"))
 			continue;
+		/* the owner may have given up ownership (tid MERGED) while
+		 * the object waits in its queue */
 		if (RS__S_STATE(rs__load_relaxed(&h->shared)) != RS__S_QUEUED ||
-		    rs__load_relaxed(&h->tid) != t->tid)
+		    (rs__load_relaxed(&h->tid) != t->tid &&
+		     rs__load_relaxed(&h->tid) != RS__TID_MERGED))
 			problem(v, "%p (type '%s') is in a merge queue but not "
 				"queued to that thread", t->queue[i],
 				name_of(t->queue[i]));
@@ -204,7 +207,9 @@ long rs_heap_verify(void)
 		if (st < RS__T_ONLINE || st > RS__T_WAITING)
 			problem(&v, "thread %p in state %d (slot %u)",
 				(void *)t, st, slot);
-		if (RS__TID_SLOT(t->tid) != slot || (t->tid >> RS_SLOT_BITS) == 0)
+		/* id 0: detaching, parked in its last cascade */
+		if (t->tid && (RS__TID_SLOT(t->tid) != slot ||
+			       (t->tid >> RS_SLOT_BITS) == 0))
 			problem(&v, "thread %p has id %llu in slot %u",
 				(void *)t, (unsigned long long)t->tid, slot);
 		verify_logs(&v, t);

@@ -118,7 +118,8 @@ static void check_death(void (*fn)(void), const char *call, const char *name)
 	ok(WIFEXITED(st) && WEXITSTATUS(st) != 0, "%s: the child fails", name);
 	ok(strstr(msg, "heap-use-after-free") != NULL,
 	   "%s: AddressSanitizer reports the use after free", name);
-	ok(strstr(msg, "decref") != NULL, "%s: in the decrement (%s)", name, call);
+	ok(strstr(msg, "rs_safepoint") != NULL,
+	   "%s: where the decrement is applied (%s, at rs_safepoint)", name, call);
 	skip(2, "type and address are named by debug and release builds");
 #else
 	(void)st;

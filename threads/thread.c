@@ -205,6 +205,11 @@ int rs_thread_detach(void)
 	rs__defer_release(t);
 	t->in_safepoint = 0;
 
+	/* Offline for urcu before DEAD: a DEAD thread counts as stopped, and
+	 * a fork's prepare step may then hold the registry lock we wait for
+	 * below while the reclaimer's grace period waits for us. */
+	RS_TSAN_QUIESCENT();
+	urcu_qsbr_thread_offline();
 	rs__set_state(t, RS__T_DEAD);
 	pthread_setspecific(exit_key, NULL);
 	rs__tls.self = NULL;

@@ -212,9 +212,11 @@ bool rs__lease_offline(struct rs__thread *t)
 	return rs__cas_seq_cst(&t->state, &expected, RS__T_LEASED);
 }
 
+/* LEASED -> OFFLINE moves between two stopped states: a stopper needs no
+ * wake-up (and qlock is held here, which ranks above the world lock). */
 void rs__unlease(struct rs__thread *t)
 {
-	rs__set_state(t, RS__T_OFFLINE);
+	rs__store_seq_cst(&t->state, RS__T_OFFLINE);
 }
 
 void rs__world_stop(void)
