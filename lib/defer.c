@@ -293,7 +293,8 @@ void rs__defer_release(struct rs__thread *t)
 /*
  * Move `from`'s logged decrements (a thread gone in a fork child) to `to`'s
  * sealed list, or to the orphans if `to` is NULL.  With from == NULL, `to`
- * (attaching) takes the orphans.  Unmatured batches are submitted by the
+ * (attaching, under the registry lock, before it becomes visible to a
+ * stopped world) takes the orphans.  Unmatured batches are submitted by the
  * caller (rs__defer_resubmit_all) or here for adopted orphans.
  */
 void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from)
@@ -301,11 +302,9 @@ void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from)
 	struct rs__batch *b, *list = NULL, **tail = &list;
 	size_t i;
 
-	if (!from) {
-		rs__lock(&rs__registry_lock);
+	if (!from) {	/* caller holds the registry lock */
 		list = orphans;
 		orphans = NULL;
-		rs__unlock(&rs__registry_lock);
 		for (b = list; b; b = list) {
 			list = b->next;
 			sealed_append(to, b);

@@ -201,7 +201,10 @@ long rs_heap_verify(void)
 	rs__world_stop();
 	for (slot = 1; slot <= rs__load_acquire(&rs__nslots); slot++) {
 		t = rs__slots[slot];
-		st = rs__load_relaxed(&t->state);
+		/* acquire: pairs with the seq_cst store of OFFLINE that ends
+		 * rs_thread_attach, after which the fields are written only
+		 * by the thread itself, which is now stopped */
+		st = rs__load_acquire(&t->state);
 		if (st == RS__T_DEAD)
 			continue;
 		if (st < RS__T_ONLINE || st > RS__T_WAITING)

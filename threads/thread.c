@@ -133,19 +133,20 @@ int rs_thread_attach(void)
 	t->pthread = pthread_self();
 	t->in_safepoint = 0;
 	t->self_sync = false;
-	/* Born offline; rs_online below joins the world (and waits if it is
-	 * stopped). */
-	rs__store_seq_cst(&t->state, RS__T_OFFLINE);
+	rs__defer_adopt(t, NULL);	/* decrements left by a fork's dead */
 	urcu_qsbr_register_thread();
 	urcu_qsbr_thread_offline();
 	readers[t->slot] = &URCU_TLS(urcu_qsbr_reader);
 	nattached++;
+	/* Born offline; rs_online below joins the world (and waits if it is
+	 * stopped).  The seq_cst store comes last: a stopped world (the
+	 * verifier) may read this thread's fields once it sees OFFLINE. */
+	rs__store_seq_cst(&t->state, RS__T_OFFLINE);
 	rs__unlock(&rs__registry_lock);
 
 	rs__tls.self = t;
 	rs__tls.tid = tid;
 	pthread_setspecific(exit_key, t);
-	rs__defer_adopt(t, NULL);	/* decrements left by a fork's dead */
 	return rs_online();
 }
 
