@@ -115,8 +115,17 @@ static void test_fork_races(void)
 {
 	pthread_t t[3];
 
-#ifdef __SANITIZE_THREAD__
+#if defined(__SANITIZE_THREAD__)
 	skip(2, "ThreadSanitizer cannot follow threads started in a fork child");
+	(void)t;
+	return;
+#elif defined(__SANITIZE_ADDRESS__)
+	/* GCC 12's ASan allocator takes no locks around fork: a child can
+	 * inherit an allocator lock held by a thread that was inside malloc
+	 * and hang (reproduced with plain threads calling malloc and no
+	 * refstore at all).  These cases need other threads allocating while
+	 * fork runs, so they run in the release and debug builds only. */
+	skip(2, "GCC 12's AddressSanitizer is not fork-safe with allocating threads");
 	(void)t;
 	return;
 #endif
