@@ -61,7 +61,7 @@ ALL_CFLAGS := -std=c11 -g -fPIC -fvisibility=hidden $(OPT) $(SAN) $(WARN) \
 LDFLAGS  ?=
 ALL_LDFLAGS := $(SAN) $(LDFLAGS)
 
-LIB_SRC := lib/object.c lib/defer.c lib/runtime.c lib/verify.c \
+LIB_SRC := lib/object.c lib/alloc.c lib/defer.c lib/runtime.c lib/verify.c \
            threads/thread.c threads/world.c threads/reclaim.c threads/fork.c
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS    := include/refstore.h lib/internal.h lib/atomics.h
@@ -161,6 +161,28 @@ $(B)/bench/%: bench/%.c $(HDRS) $(B)/librefstore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) -lm
+
+# bench_alloc also measures mimalloc (libmimalloc-dev) and calls jemalloc
+# directly, so it links both whatever the build.
+BENCH_ALLOC_LIBS = $(shell pkg-config --libs mimalloc 2>/dev/null || echo -lmimalloc) \
+                   $(shell pkg-config --libs jemalloc 2>/dev/null)
+$(B)/bench/bench_alloc: bench/bench_alloc.c $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
+	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_ALLOC_LIBS) -lm
+
+# The benchmarks' extra peer (mimalloc): checked, and installed as root.
+$(B)/.bench-deps: | $(B)/.deps
+	@if ! [ -f /usr/include/mimalloc.h ]; then \
+	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	     echo "refstore: installing libmimalloc-dev (benchmarks)"; \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmimalloc-dev >/dev/null || \
+	       { echo "refstore: apt-get install libmimalloc-dev failed"; exit 1; }; \
+	   else \
+	     echo "refstore: the benchmarks need libmimalloc-dev: apt-get install libmimalloc-dev"; exit 1; \
+	   fi; \
+	 fi
+	@touch $@
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done

@@ -54,6 +54,10 @@ typedef struct rs_config {
 	/* 1 to print a leak summary on stderr at rs_shutdown, -1 to stay
 	 * silent (REFSTORE_REPORT_LEAKS; default 1). */
 	int report_leaks;
+	/* Bytes of completely empty allocator arenas kept for reuse instead
+	 * of going back to jemalloc (REFSTORE_ARENA_RETAIN; default 4 MiB,
+	 * one arena; the variable may be 0 to return every empty arena). */
+	size_t arena_retain_bytes;
 } rs_config;
 
 RS_API int rs_init(const rs_config *cfg);
@@ -139,6 +143,14 @@ struct rs_stats {
 	uint64_t ttsp_total_ns;
 	uint64_t pause_max_ns;		/* world stopped, worst stop */
 	uint64_t pause_total_ns;
+	/* The allocator (objects up to 1 KiB, header included; larger ones
+	 * come from jemalloc and appear only in live_bytes). */
+	size_t arena_bytes;		/* arenas held */
+	size_t slab_bytes;		/* slabs given to a size class */
+	size_t free_list_bytes;		/* free slots in those slabs */
+	size_t retained_bytes;		/* slabs with no live object: empty
+					   (waiting for a grace period or
+					   reuse) or never assigned */
 };
 
 RS_API int rs_stats(struct rs_stats *out);
@@ -172,6 +184,7 @@ struct rs__head {
 #define RS__B_DYING 0x4u	/* count reached zero, being destroyed */
 #define RS__B_DEAD 0x8u		/* destroyed (kept in debug builds) */
 #define RS__B_PUBLISHING 0x10u	/* marked by a publication in progress */
+#define RS__B_FREE 0x20u	/* a free slot of the allocator (with DEAD) */
 
 struct rs__tls {
 	uint64_t tid;		/* 0 when the thread is not attached */

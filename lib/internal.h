@@ -93,6 +93,7 @@ enum rs__lock_rank {
 	RS__L_QUEUE,		/* a thread's merge queue (thread.c) */
 	RS__L_RECLAIM,		/* reclaimer's pending batches (reclaim.c) */
 	RS__L_GP,		/* held across a grace period (reclaim.c) */
+	RS__L_ALLOC,		/* allocator pools and arenas (alloc.c) */
 	RS__L_COUNT
 };
 
@@ -126,6 +127,16 @@ struct rs__counters {
 	uint64_t pending, pending_bytes, pending_bytes_max;
 	uint64_t batches_sealed, defer_waits;
 	uint64_t merges_queued, merges_on_the_spot;
+};
+
+/* The allocator's per-thread state (lib/alloc.c): per size class, the slab
+ * being allocated from and the other slabs the thread owns.  Sync: the
+ * owning thread only (or the world stopped, or the fork child, or detach). */
+#define RS__NCLS 31
+struct rs__slab;
+struct rs__heap {
+	struct rs__slab *cur[RS__NCLS];
+	struct rs__slab *owned[RS__NCLS];	/* list of the others */
 };
 
 /*
@@ -179,6 +190,7 @@ struct rs__thread {
 					   grace periods at safepoints */
 
 	struct rs__counters c;
+	struct rs__heap heap;
 };
 
 struct rs__runtime {
@@ -186,6 +198,7 @@ struct rs__runtime {
 	size_t defer_limit;	/* Sync: immutable after init */
 	size_t batch_entries;	/* Sync: immutable after init */
 	int report_leaks;	/* Sync: immutable after init */
+	size_t arena_retain;	/* Sync: immutable after init */
 };
 extern struct rs__runtime rs__rt;
 
@@ -202,8 +215,30 @@ void rs__lock(rs__mutex *m);
 void rs__unlock(rs__mutex *m);
 void rs__lock_reinit(rs__mutex *m);
 void rs__assert_no_locks(const char *where);
-void *rs__obj_alloc(size_t bytes);
+
+/* ------------------------------------------------------------------------ */
+/* lib/alloc.c                                                               */
+/* ------------------------------------------------------------------------ */
+void *rs__obj_alloc(struct rs__thread *t, size_t bytes);
 void rs__obj_free(void *p, size_t bytes);
+typedef void (*rs__walk_fn)(void *obj, void *arg);
+void rs__heap_walk(rs__walk_fn fn, void *arg);
+long rs__alloc_validate(void);
+void rs__alloc_thread_exit(struct rs__thread *t, bool ask_gp);
+void rs__alloc_reap(void);
+bool rs__alloc_reap_wanted(void);
+void rs__alloc_stats(struct rs_stats *out);
+void rs__alloc_fork_prepare(void);
+void rs__alloc_fork_parent(void);
+void rs__alloc_fork_child(void);
+int rs__alloc_slab_class(const void *obj);	/* -1: not in a class */
+enum { RS__FAULT_ARENA, RS__FAULT_SLAB, RS__FAULT_LARGE, RS__FAULT_NSITES };
+void rs__fault_set(int site, long n);
+
+static inline size_t rs__obj_bytes(const void *obj)
+{
+	return RS_HEAD_SIZE + rs__head_of(obj)->type->size;
+}
 
 /* ------------------------------------------------------------------------ */
 /* lib/object.c                                                              */
@@ -213,7 +248,6 @@ void rs__cascade(struct rs__thread *t);
 void rs__merge_queued(struct rs__thread *t, void *obj);
 void rs__merge_abandoned(struct rs__thread *t, void *obj);
 void rs__quarantine_flush(void);
-size_t rs__obj_bytes(const void *obj);
 
 /* ------------------------------------------------------------------------ */
 /* lib/defer.c                                                               */
@@ -274,6 +308,10 @@ void rs__reclaim_stats(uint64_t *gps, uint64_t *lat_avg, uint64_t *lat_max);
 void rs__reclaim_fork_prepare(void);
 void rs__reclaim_fork_parent(void);
 void rs__reclaim_fork_child(void);
+uint64_t rs__gp_stamp(void);
+bool rs__gp_passed(uint64_t stamp);
+void rs__gp_request(void);
+void rs__reclaim_fork_done(void);
 
 /* ------------------------------------------------------------------------ */
 /* threads/fork.c                                                            */

@@ -70,11 +70,6 @@ static inline int64_t shared_word(int64_t count, int state)
 	return (int64_t)((uint64_t)count << RS__S_SHIFT) | state;
 }
 
-size_t rs__obj_bytes(const void *obj)
-{
-	return RS_HEAD_SIZE + rs__head_of(obj)->type->size;
-}
-
 static const char *type_name(const struct rs__head *h)
 {
 	return h->type && h->type->name ? h->type->name : "?";
@@ -99,7 +94,7 @@ void *rs_new(const rs_type *type)
 		return NULL;
 	}
 	bytes = RS_HEAD_SIZE + type->size;
-	h = rs__obj_alloc(bytes);
+	h = rs__obj_alloc(t, bytes);
 	if (!h) {
 		errno = ENOMEM;
 		return NULL;
@@ -161,9 +156,11 @@ void rs__quarantine_flush(void)
 	pthread_mutex_unlock(&quarantine_lock);
 }
 
+/* The count is zero: this thread alone may touch the header now, so the
+ * bit is set with a plain load and store, not a read-modify-write. */
 static void push_dying(struct rs__thread *t, struct rs__head *h)
 {
-	rs__or_relaxed(&h->bits, RS__B_DYING);
+	rs__store_relaxed(&h->bits, rs__load_relaxed(&h->bits) | RS__B_DYING);
 	rs__store_relaxed(&h->tid, (uint64_t)(uintptr_t)t->dying);
 	t->dying = h;
 }

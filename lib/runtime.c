@@ -1,6 +1,6 @@
 /*
  * runtime.c - start and stop the runtime, configuration, locks with a checked
- * order, object memory, statistics and the heap verifier.
+ * order, statistics and the leak report (object memory: alloc.c).
  */
 #define RS_BUILDING 1
 #include "internal.h"
@@ -11,9 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#ifndef RS_PLAIN_MALLOC
-#include <jemalloc/jemalloc.h>
-#endif
 
 struct rs__runtime rs__rt;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -23,6 +20,7 @@ static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 #define DEFAULT_BATCH 2048
 #define MIN_BATCH 16
 #define MAX_BATCH (1 << 20)
+#define DEFAULT_ARENA_RETAIN ((size_t)4 << 20)
 
 /* ---------------------------------------------------------------------- */
 /* Diagnostics                                                             */
@@ -89,30 +87,6 @@ void rs__assert_no_locks(const char *where)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Object memory.  Sanitizer builds (RS_PLAIN_MALLOC) use the C library,    */
-/* which ASan and TSan intercept; others take jemalloc's thread cache.      */
-/* ---------------------------------------------------------------------- */
-
-void *rs__obj_alloc(size_t bytes)
-{
-#ifdef RS_PLAIN_MALLOC
-	return calloc(1, bytes);
-#else
-	return mallocx(bytes, MALLOCX_ZERO);
-#endif
-}
-
-void rs__obj_free(void *p, size_t bytes)
-{
-#ifdef RS_PLAIN_MALLOC
-	(void)bytes;
-	free(p);
-#else
-	sdallocx(p, bytes, 0);
-#endif
-}
-
-/* ---------------------------------------------------------------------- */
 /* Start and stop                                                          */
 /* ---------------------------------------------------------------------- */
 
@@ -164,6 +138,9 @@ static int init_locked(const rs_config *cfg)
 	rs__rt.report_leaks = cfg && cfg->report_leaks
 		? cfg->report_leaks
 		: (env_size("REFSTORE_REPORT_LEAKS", 1) ? 1 : -1);
+	rs__rt.arena_retain = cfg && cfg->arena_retain_bytes
+		? cfg->arena_retain_bytes
+		: env_size("REFSTORE_ARENA_RETAIN", DEFAULT_ARENA_RETAIN);
 	pthread_once(&fork_once, fork_install);
 	rs__store_release(&rs__rt.initialized, 1);
 	return 0;
@@ -197,6 +174,47 @@ bool rs__runtime_up(void)
 	return rs__load_acquire(&rs__rt.initialized);
 }
 
+/* Leaks by type, found by the heap walk (no thread is attached). */
+#define LEAK_TYPES 32
+struct leaks {
+	const rs_type *type[LEAK_TYPES];
+	size_t n[LEAK_TYPES], bytes[LEAK_TYPES];
+	size_t other;
+};
+
+static void leak_visit(void *obj, void *arg)
+{
+	struct leaks *l = arg;
+	const rs_type *type = rs__head_of(obj)->type;
+	unsigned i;
+
+	for (i = 0; i < LEAK_TYPES && l->type[i] && l->type[i] != type; i++)
+		;
+	if (i == LEAK_TYPES) {
+		l->other++;
+		return;
+	}
+	l->type[i] = type;
+	l->n[i]++;
+	l->bytes[i] += rs__obj_bytes(obj);
+}
+
+static void leak_report(void)
+{
+	struct leaks l;
+	unsigned i;
+
+	memset(&l, 0, sizeof(l));
+	rs__heap_walk(leak_visit, &l);
+	for (i = 0; i < LEAK_TYPES && l.type[i]; i++)
+		fprintf(stderr, "refstore: rs_shutdown:   %zu of type '%s' "
+			"(%zu bytes)\n", l.n[i],
+			l.type[i]->name ? l.type[i]->name : "?", l.bytes[i]);
+	if (l.other)
+		fprintf(stderr, "refstore: rs_shutdown:   %zu of other types\n",
+			l.other);
+}
+
 long rs_shutdown(void)
 {
 	struct rs_stats st;
@@ -217,9 +235,11 @@ long rs_shutdown(void)
 	rs__quarantine_flush();
 	rs_stats(&st);
 	live = (long)st.live_objects;
-	if (live && rs__rt.report_leaks > 0)
+	if (live && rs__rt.report_leaks > 0) {
 		fprintf(stderr, "refstore: rs_shutdown: %ld objects (%zu bytes) "
 			"still alive\n", live, st.live_bytes);
+		leak_report();
+	}
 	pthread_mutex_lock(&init_lock);
 	rs__thread_reset();
 	rs__world_reset();
@@ -285,6 +305,7 @@ int rs_stats(struct rs_stats *out)
 	out->merges_on_the_spot = sum.merges_on_the_spot;
 	rs__reclaim_stats(&out->grace_periods, &out->gp_latency_avg_ns,
 			  &out->gp_latency_max_ns);
+	rs__alloc_stats(out);
 	rs__world_stats(&out->world_stops, &out->ttsp_max_ns, &out->ttsp_total_ns,
 			&out->pause_max_ns, &out->pause_total_ns);
 	return 0;

@@ -14,7 +14,13 @@
  *   merge queues      every queued object is in state QUEUED and names the
  *                     queue's thread as owner.
  *
- * The allocator's arena walk will extend this to every live object.
+ *   every live object (the allocator's heap walk, lib/alloc.c): type set,
+ *                     not destroyed, not dying unless it is on its thread's
+ *                     cascade list (a stop may park a long cascade), tid
+ *                     names no freed slot; and the allocator's own
+ *                     invariants (rs__alloc_validate: slab counts, every
+ *                     free-list slot marked free, so no live object is on a
+ *                     free list).
  */
 #define RS_BUILDING 1
 #include "internal.h"
@@ -91,6 +97,8 @@ static void tally_add(struct tally *t, void *obj)
 struct verify {
 	long problems;
 	struct tally pending;
+	struct tally dying;
+	size_t live;
 };
 
 static void problem(struct verify *v, const char *fmt, ...)
@@ -185,10 +193,38 @@ static void verify_queue(struct verify *v, struct rs__thread *t)
 	rs__unlock(&t->qlock);
 }
 
+static void walk_visit(void *obj, void *arg)
+{
+	struct verify *v = arg;
+	const struct rs__head *h = rs__head_of(obj);
+	uint32_t bits = rs__load_relaxed(&h->bits);
+	size_t j;
+
+	v->live++;
+	if (!h->type) {
+		problem(v, "%p (live in the heap) has no type", obj);
+		return;
+	}
+	if (bits & RS__B_DYING) {
+		if (v->dying.key)
+			for (j = hash_ptr(obj, v->dying.cap); v->dying.key[j];
+			     j = (j + 1) & (v->dying.cap - 1))
+				if (v->dying.key[j] == obj)
+					return;
+		problem(v, "%p (type '%s') is dying but on no cascade list",
+			obj, name_of(obj));
+		return;
+	}
+	if (rs__load_relaxed(&h->tid) == RS__TID_DEAD)
+		problem(v, "%p (type '%s') is live but its header says freed",
+			obj, name_of(obj));
+}
+
 long rs_heap_verify(void)
 {
 	struct verify v = {0};
 	struct rs__thread *t;
+	struct rs__head *h;
 	uint32_t slot;
 	size_t i;
 	long count;
@@ -217,7 +253,12 @@ long rs_heap_verify(void)
 				(void *)t, (unsigned long long)t->tid, slot);
 		verify_logs(&v, t);
 		verify_queue(&v, t);
+		for (h = t->dying; h;
+		     h = (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->tid))
+			tally_add(&v.dying, h + 1);
 	}
+	rs__heap_walk(walk_visit, &v);
+	v.problems += rs__alloc_validate();
 	for (i = 0; i < v.pending.cap; i++) {
 		void *obj = v.pending.key ? v.pending.key[i] : NULL;
 
@@ -230,10 +271,12 @@ long rs_heap_verify(void)
 				"decrements pending for it (double decref?)", obj,
 				name_of(obj), count, v.pending.n[i]);
 	}
-	if (v.pending.nomem)
+	if (v.pending.nomem || v.dying.nomem)
 		problem(&v, "out of memory: per-object checks incomplete");
 	rs__world_resume(NULL);
 	free(v.pending.key);
 	free(v.pending.n);
+	free(v.dying.key);
+	free(v.dying.n);
 	return v.problems;
 }

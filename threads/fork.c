@@ -6,7 +6,8 @@
  * offline for urcu.  Then take the registry lock (no attach or detach in
  * progress, so no thread is inside urcu's registration) and the reclaimer's
  * locks (the reclaimer is not inside a grace period, so urcu's own locks are
- * free).  The forking thread goes offline for urcu while it takes them,
+ * free), then the allocator lock (no thread is moving slabs between pools;
+ * attached threads are stopped or offline, and neither allocates).  The forking thread goes offline for urcu while it takes them,
  * because the grace period in progress may be waiting for it.
  *
  * parent: release in reverse and resume the world.
@@ -14,7 +15,8 @@
  * child: the forking thread is the only thread.  Synchronisation objects are
  * made new, the other attached threads are retired as if they had exited
  * (queues merged, logged decrements adopted by the forking thread or kept for
- * the next thread to attach, urcu records unlinked: thread.c), batches that
+ * the next thread to attach, urcu records unlinked, their slabs given to the
+ * allocator's shared pools: thread.c), batches that
  * had not matured are submitted again to a new reclaimer.
  *
  * jemalloc's and glibc's own fork handlers were registered before ours, so
@@ -37,12 +39,14 @@ static void prepare(void)
 	if (fork_online)
 		urcu_qsbr_thread_offline();
 	rs__reclaim_fork_prepare();
+	rs__alloc_fork_prepare();
 }
 
 static void parent(void)
 {
 	if (!fork_stopped)
 		return;
+	rs__alloc_fork_parent();
 	rs__reclaim_fork_parent();
 	if (fork_online)
 		urcu_qsbr_thread_online();
@@ -56,6 +60,7 @@ static void child(void)
 		return;
 	rs__world_fork_child();
 	rs__reclaim_fork_child();
+	rs__alloc_fork_child();
 	rs__thread_fork_child();
 	if (fork_online)
 		urcu_qsbr_thread_online();

@@ -60,6 +60,53 @@ static struct rs__batch *inflight;	/* taken, waiting for the grace period */
 static bool running, started;
 static pthread_t reclaimer;
 static uint64_t gp_count, lat_total, lat_max, lat_n;
+static bool gp_wanted;		/* rs__gp_request: run one even with no batch */
+static bool hold_start;		/* fork child repairing urcu: no thread yet */
+
+/*
+ * Grace-period sequence numbers, for the allocator's type stability
+ * (lib/alloc.c).  Both change only under gp_lock: gp_started is bumped just
+ * before urcu_qsbr_synchronize_rcu, gp_done set to the same number just
+ * after.  A stamp taken with rs__gp_stamp after an event E is the number of
+ * the last grace period that may have started before E; grace period
+ * stamp + 1 started after E, so rs__gp_passed (gp_done > stamp) means a
+ * whole grace period has run since E.  Sync: atomic (seq_cst), written
+ * under gp_lock.
+ */
+static uint64_t gp_started, gp_done;
+
+static void synchronize_counted(void)
+{
+	uint64_t n = rs__load_relaxed(&gp_started) + 1;
+
+	rs__store_seq_cst(&gp_started, n);
+	urcu_qsbr_synchronize_rcu();
+	RS_TSAN_GRACE_PERIOD();
+	rs__store_seq_cst(&gp_done, n);
+}
+
+/* The fork child's repair is done: requests may start the reclaimer. */
+void rs__reclaim_fork_done(void)
+{
+	bool want;
+
+	rs__lock(&pend_lock);
+	hold_start = false;
+	want = gp_wanted;
+	rs__unlock(&pend_lock);
+	if (want)
+		rs__gp_request();
+}
+
+uint64_t rs__gp_stamp(void)
+{
+	return rs__load_seq_cst(&gp_started);
+}
+
+bool rs__gp_passed(uint64_t stamp)
+{
+	return rs__load_seq_cst(&gp_done) > stamp;
+}
 
 static void *reclaimer_main(void *unused)
 {
@@ -69,18 +116,21 @@ static void *reclaimer_main(void *unused)
 	(void)unused;
 	rs__lock(&pend_lock);
 	for (;;) {
-		while (!pending && running)
+		while (!pending && !gp_wanted && running)
 			pthread_cond_wait(&pend_cv, &pend_lock.m);
-		if (!pending)
+		if (!pending && !gp_wanted)
 			break;
 		inflight = pending;
 		pending = NULL;
+		gp_wanted = false;
 		rs__unlock(&pend_lock);
 
 		rs__lock(&gp_lock);
-		urcu_qsbr_synchronize_rcu();
-		RS_TSAN_GRACE_PERIOD();
+		synchronize_counted();
 		rs__unlock(&gp_lock);
+		/* emptied slabs whose grace period this was (no lock held) */
+		if (rs__alloc_reap_wanted())
+			rs__alloc_reap();
 
 		rs__lock(&pend_lock);
 		now = rs__now_ns();
@@ -153,11 +203,22 @@ void rs__synchronize(void)
 	if (online)
 		urcu_qsbr_thread_offline();
 	rs__lock(&gp_lock);
-	urcu_qsbr_synchronize_rcu();
-	RS_TSAN_GRACE_PERIOD();
+	synchronize_counted();
 	rs__unlock(&gp_lock);
 	if (online)
 		urcu_qsbr_thread_online();
+}
+
+/* Ask for a grace period even if no batch is pending (the allocator waits
+ * for one before it reuses an emptied slab for another size class). */
+void rs__gp_request(void)
+{
+	rs__lock(&pend_lock);
+	gp_wanted = true;
+	if (!started && !hold_start)
+		start_locked();
+	pthread_cond_signal(&pend_cv);
+	rs__unlock(&pend_lock);
 }
 
 void rs__reclaim_stop(void)
@@ -210,4 +271,6 @@ void rs__reclaim_fork_child(void)
 	pthread_cond_init(&pend_cv, NULL);
 	pending = inflight = NULL;
 	running = started = false;
+	gp_wanted = false;
+	hold_start = true;
 }

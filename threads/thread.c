@@ -204,6 +204,7 @@ int rs_thread_detach(void)
 	give_up_ownership(t);
 	rs__cascade(t);
 	rs__defer_release(t);
+	rs__alloc_thread_exit(t, true);	/* slabs back to the shared pools */
 	t->in_safepoint = 0;
 
 	/* Offline for urcu before DEAD: a DEAD thread counts as stopped, and
@@ -336,6 +337,7 @@ void rs__thread_fork_child(void)
 			give_up_ownership(t);
 			rs__cascade(t);
 			rs__defer_adopt(self, t);
+			rs__alloc_thread_exit(t, false);
 		} else if (!readers[slot]) {
 			continue;	/* long gone */
 		}
@@ -352,6 +354,9 @@ void rs__thread_fork_child(void)
 	if (self)
 		self->in_safepoint = 0;
 	rs__defer_resubmit_all();
+	rs__reclaim_fork_done();	/* may start the reclaimer now */
+	if (rs__alloc_reap_wanted())
+		rs__gp_request();	/* the dead threads' emptied slabs */
 }
 
 /* After rs_shutdown: forget every slot (the structs stay for reuse). */
