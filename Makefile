@@ -69,7 +69,7 @@ HDRS    := include/refstore.h lib/internal.h lib/atomics.h
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%.t,$(TEST_SRC)) \
             $(B)/tests/test_header_cxx.t $(B)/tests/test_shared.t
-EXAMPLE  := $(B)/tests/example
+EXAMPLE  := $(B)/tests/example $(B)/tests/uaf
 TEST_SH  := $(wildcard tests/*.sh)
 
 BENCH_SRC := $(wildcard bench/bench_*.c)
@@ -146,7 +146,7 @@ $(B)/tests/test_header_cxx.t: tests/header.cc tests/tap.h include/refstore.h $(B
 	  $(ALL_LDFLAGS) -L$(B) -l:librefstore.so -Wl,-rpath,$(abspath $(B)) -lpthread
 
 # The README's example, built as a user would: public header, the library.
-$(EXAMPLE): tests/example.c include/refstore.h $(B)/librefstore.a
+$(EXAMPLE): $(B)/tests/%: tests/%.c include/refstore.h $(B)/librefstore.a
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS)

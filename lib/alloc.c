@@ -87,29 +87,6 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-#ifdef __SANITIZE_ADDRESS__
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
-/* Valgrind client requests cost a few instructions even outside Valgrind:
- * on in debug builds and with -DRS_VALGRIND=1. */
-#if !defined(RS_VALGRIND) && RS_DEBUG
-#define RS_VALGRIND 1
-#endif
-#if defined(RS_VALGRIND) && RS_VALGRIND && __has_include(<valgrind/memcheck.h>)
-#include <valgrind/memcheck.h>
-#define VG_ALLOC(p, n) VALGRIND_MALLOCLIKE_BLOCK((p), (n), 0, 0)
-#define VG_FREE(p) VALGRIND_FREELIKE_BLOCK((p), 0)
-#else
-#define VG_ALLOC(p, n) ((void)(p), (void)(n))
-#define VG_FREE(p) ((void)(p))
-#endif
-
 #define ARENA_SHIFT 22
 #define ARENA_SIZE ((size_t)1 << ARENA_SHIFT)
 #define SLAB_SHIFT 16

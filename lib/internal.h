@@ -52,6 +52,32 @@ extern char rs__tsan_gp;
 #define RS_TSAN_GRACE_PERIOD() ((void)0)
 #endif
 
+/* Telling ASan and Valgrind which object memory is free (lib/alloc.c and
+ * the debug quarantine in lib/object.c).  Valgrind client requests cost a
+ * few instructions even outside Valgrind: on in debug builds and with
+ * -DRS_VALGRIND=1. */
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+#if !defined(RS_VALGRIND) && RS_DEBUG
+#define RS_VALGRIND 1
+#endif
+#if defined(RS_VALGRIND) && RS_VALGRIND && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define VG_ALLOC(p, n) VALGRIND_MALLOCLIKE_BLOCK((p), (n), 0, 0)
+#define VG_FREE(p) VALGRIND_FREELIKE_BLOCK((p), 0)
+#define VG_NOACCESS(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
+#else
+#define VG_ALLOC(p, n) ((void)(p), (void)(n))
+#define VG_FREE(p) ((void)(p))
+#define VG_NOACCESS(p, n) ((void)(p), (void)(n))
+#endif
+
 #define RS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define RS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define RS_HEAD_SIZE sizeof(struct rs__head)

@@ -129,6 +129,9 @@ static void obj_free(struct rs__thread *t, struct rs__head *h)
 		memset(h + 1, RS_FILL_DEAD, h->type->size);
 		rs__store_relaxed(&h->tid, (uint64_t)RS__TID_DEAD);
 		rs__or_relaxed(&h->bits, RS__B_DEAD);
+		/* a read of a quarantined object is a use after free */
+		POISON(h + 1, h->type->size);
+		VG_NOACCESS(h + 1, h->type->size);
 		pthread_mutex_lock(&quarantine_lock);
 		old = quarantine[quarantine_pos];
 		quarantine[quarantine_pos] = h;
