@@ -157,7 +157,7 @@ check: $(TESTS) $(EXAMPLE)
 # --------------------------------------------------------------------------
 # Benchmarks (not tests: no thresholds; each prints ratios against a peer)
 # --------------------------------------------------------------------------
-$(B)/bench/%: bench/%.c $(HDRS) $(B)/librefstore.a
+$(B)/bench/%: bench/%.c bench/bench.h $(HDRS) $(B)/librefstore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) -lm

@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "refstore.h"
+#include "bench.h"
 
 #define REPS 5
 #define CHUNK 256		/* ops between stop checks / safepoints */
@@ -56,7 +57,6 @@ static const rs_type bobj_type = {
 };
 
 /* Shared words, each on its own cache line. */
-static struct { _Alignas(64) atomic_int v; } g_stop;
 static struct { _Alignas(64) atomic_long v; } g_counter;	/* part 2 peer */
 static struct { _Alignas(64) struct bobj *p; } g_slot;	/* rs_get slot */
 static struct { _Alignas(64) struct bobj *_Atomic p; } g_plain; /* peer's */
@@ -102,30 +102,6 @@ static const struct mdef {
 
 static double g_res[NMEAS][REPS];	/* ns/op per thread */
 static double g_sp[REPS];		/* rs_safepoint ns/op in M_NONOWNER */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static inline int stopped(void)
-{
-	return atomic_load_explicit(&g_stop.v, memory_order_relaxed);
-}
-
-static inline void sink(long v)	/* the compiler must compute v */
-{
-	__asm__ __volatile__("" : : "r"(v));
-}
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
 
 /* ---- the timed loops ----------------------------------------------- */
 

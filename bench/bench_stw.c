@@ -72,6 +72,7 @@
 
 #define RS_BUILDING 1
 #include "internal.h"	/* rs__world_stop, rs__world_resume */
+#include "bench.h"
 
 #define MAX_MUTATORS 64
 #define CHAIN 4			/* published nodes walked by every unit */
@@ -110,7 +111,6 @@ static struct {
 
 /* ---- shared state, each on its own cache line ----------------------- */
 
-static struct { _Alignas(64) atomic_int v; } g_stop;	/* end of a run */
 static struct { _Alignas(64) struct node *p; } g_slot;	/* refstore slot */
 static struct { _Alignas(64) struct node *p; } g_plain;	/* peer's pointer */
 static struct { _Alignas(64) atomic_uint v; } g_epoch;	/* peer's stops */
@@ -150,30 +150,6 @@ struct mutator {
 static struct mutator g_mut[MAX_MUTATORS];
 
 /* ---- helpers -------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static inline int stopped(void)
-{
-	return atomic_load_explicit(&g_stop.v, memory_order_relaxed);
-}
-
-static inline void sink(long v)	/* the compiler must compute v */
-{
-	__asm__ __volatile__("" : : "r"(v));
-}
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
 
 static void push(struct samples *s, uint64_t v)
 {

@@ -425,38 +425,27 @@ static void test_stats(void)
 	   st.arena_bytes, st.slab_bytes, st.free_list_bytes, st.retained_bytes);
 }
 
+#ifdef __SANITIZE_ADDRESS__
+static void read_freed(void)
+{
+	struct node *nd = node_new(7);
+	volatile long v;
+
+	rs_decref(nd);
+	rs_safepoint();		/* freed now, slot poisoned */
+	v = nd->value;		/* use after free */
+	(void)v;
+}
+#endif
+
 static void test_asan_uaf(void)
 {
 #ifndef __SANITIZE_ADDRESS__
 	skip(1, "use-after-free report: ASan builds only");
 #else
-	int fds[2], status;
 	char buf[8192];
-	ssize_t n, got = 0;
-	pid_t pid;
+	int status = run_capture(read_freed, buf, sizeof(buf));
 
-	if (pipe(fds))
-		bail_out("pipe");
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		struct node *nd = node_new(7);
-		volatile long v;
-
-		dup2(fds[1], 2);
-		rs_decref(nd);
-		rs_safepoint();		/* freed now, slot poisoned */
-		v = nd->value;		/* use after free */
-		(void)v;
-		_exit(0);
-	}
-	close(fds[1]);
-	while (got < (ssize_t)sizeof(buf) - 1 &&
-	       (n = read(fds[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
-		got += n;
-	buf[got] = 0;
-	close(fds[0]);
-	waitpid(pid, &status, 0);
 	ok(!(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
 	   strstr(buf, "use-after-free") && strstr(buf, "'node'"),
 	   "ASan reports a read of a freed slot as use-after-free of a 'node'");

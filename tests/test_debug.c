@@ -18,31 +18,19 @@
 
 static char msg[4096];
 
-/* Run fn in a child with stderr captured; returns the child's wait status. */
+static void (*child_fn)(void);
+
+static void attached_child(void)
+{
+	rs_thread_attach();
+	child_fn();
+}
+
+/* Run fn attached in a child with stderr captured in msg. */
 static int run_child(void (*fn)(void))
 {
-	int pipefd[2], status;
-	ssize_t n, got = 0;
-	pid_t pid;
-
-	if (pipe(pipefd))
-		bail_out("pipe");
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		dup2(pipefd[1], 2);
-		close(pipefd[0]);
-		rs_thread_attach();
-		fn();
-		_exit(0);
-	}
-	close(pipefd[1]);
-	while ((n = read(pipefd[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
-		got += n;
-	msg[got] = 0;
-	close(pipefd[0]);
-	waitpid(pid, &status, 0);
-	return status;
+	child_fn = fn;
+	return run_capture(attached_child, msg, sizeof(msg));
 }
 
 static void double_decref(void)

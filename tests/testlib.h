@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,6 +107,34 @@ static inline void *join_offline(pthread_t t)
 	pthread_join(t, &ret);
 	rs_online();
 	return ret;
+}
+
+/* Run fn in a child process with its stderr captured into buf (NUL
+ * terminated); returns the child's wait status. */
+static inline int run_capture(void (*fn)(void), char *buf, size_t size)
+{
+	int fds[2], status;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	if (pipe(fds))
+		bail_out("pipe");
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		fn();
+		_exit(0);
+	}
+	close(fds[1]);
+	while (got < (ssize_t)size - 1 &&
+	       (n = read(fds[0], buf + got, size - 1 - (size_t)got)) > 0)
+		got += n;
+	buf[got] = 0;
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	return status;
 }
 
 #endif /* RS_TESTLIB_H */
