@@ -137,6 +137,8 @@ static unsigned je_arena;	/* our jemalloc arena */
 static bool je_ready;
 #endif
 static int reap_wanted;		/* Sync: atomic; some slab is S_EMPTY */
+static int pool_dirty;		/* Sync: atomic; a remote free went to a
+				   pooled slab since the last sweep */
 static long fault_n[RS__FAULT_NSITES];	/* Sync: atomic */
 
 struct large {
@@ -242,14 +244,31 @@ static void list_del(struct slab_list *l, struct rs__slab *s)
 	s->next = s->prev = NULL;
 }
 
-/* The owner's list of its other slabs of a class: head only, doubly linked. */
+/* The owner's list of its other slabs of a class, doubly linked.  Slabs
+ * known to have room go to the front (a local free into a full slab);
+ * full ones to the back, so the refill scan is bounded (OWNED_SCAN). */
+#define OWNED_SCAN 8
+
 static void owned_push(struct rs__thread *t, unsigned c, struct rs__slab *s)
 {
 	s->prev = NULL;
 	s->next = t->heap.owned[c];
 	if (s->next)
 		s->next->prev = s;
+	else
+		t->heap.owned_tail[c] = s;
 	t->heap.owned[c] = s;
+}
+
+static void owned_append(struct rs__thread *t, unsigned c, struct rs__slab *s)
+{
+	s->next = NULL;
+	s->prev = t->heap.owned_tail[c];
+	if (s->prev)
+		s->prev->next = s;
+	else
+		t->heap.owned[c] = s;
+	t->heap.owned_tail[c] = s;
 }
 
 static void owned_del(struct rs__thread *t, unsigned c, struct rs__slab *s)
@@ -260,6 +279,8 @@ static void owned_del(struct rs__thread *t, unsigned c, struct rs__slab *s)
 		t->heap.owned[c] = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	else
+		t->heap.owned_tail[c] = s->prev;
 	s->next = s->prev = NULL;
 }
 
@@ -456,7 +477,34 @@ static inline bool has_room(const struct rs__slab *s)
 
 bool rs__alloc_reap_wanted(void)
 {
-	return rs__load_relaxed(&reap_wanted) != 0;
+	return rs__load_relaxed(&reap_wanted) || rs__load_relaxed(&pool_dirty);
+}
+
+/* Pooled slabs belong to nobody, so nobody collects their remote frees
+ * until a thread needs a slab of that class: sweep them (lock held) when a
+ * remote free has gone to one, so slabs emptied that way are stamped and
+ * eventually reused or released.  Returns whether any emptied. */
+static bool sweep_pooled_locked(void)
+{
+	struct rs__slab *s, *next;
+	bool emptied = false;
+	unsigned c;
+
+	if (!rs__load_relaxed(&pool_dirty))
+		return false;
+	rs__store_relaxed(&pool_dirty, 0);
+	for (c = 0; c < RS__NCLS; c++) {
+		for (s = pooled[c].head; s; s = next) {
+			next = s->next;
+			collect(s);
+			if (rs__load_relaxed(&s->used) == 0) {
+				list_del(&pooled[c], s);
+				slab_empty(s);
+				emptied = true;
+			}
+		}
+	}
+	return emptied;
 }
 
 static void reap_locked(void)
@@ -474,17 +522,24 @@ static void reap_locked(void)
 	rs__store_relaxed(&reap_wanted, nempty_slabs != 0);
 }
 
-/* Emptied slabs whose grace period has passed go back to FREE. */
+/* Emptied slabs whose grace period has passed go back to FREE (the
+ * reclaimer, after each grace period). */
 void rs__alloc_reap(void)
 {
+	bool emptied;
+
 	rs__lock(&alloc_lock);
+	emptied = sweep_pooled_locked();
 	reap_locked();
 	rs__unlock(&alloc_lock);
+	if (emptied)
+		rs__gp_request();	/* their grace period */
 }
 
 /* A slab of class c for thread t (lock held).  *ask: a grace period would
  * free emptied slabs of other classes. */
-static struct rs__slab *slab_acquire(struct rs__thread *t, unsigned c)
+static struct rs__slab *slab_acquire(struct rs__thread *t, unsigned c,
+				     bool *emptied)
 {
 	struct rs__slab *s, *next;
 	unsigned n = 0;
@@ -495,6 +550,7 @@ static struct rs__slab *slab_acquire(struct rs__thread *t, unsigned c)
 		if (rs__load_relaxed(&s->used) == 0) {
 			list_del(&pooled[c], s);
 			slab_empty(s);
+			*emptied = true;
 		} else if (has_room(s)) {
 			list_del(&pooled[c], s);
 			goto take;
@@ -545,6 +601,7 @@ static struct rs__head *alloc_slow(struct rs__thread *t, unsigned c)
 {
 	struct rs__slab *s = t->heap.cur[c], *x;
 	struct rs__head *h;
+	unsigned n;
 
 	if (s) {
 		if ((h = carve(s)))
@@ -553,23 +610,31 @@ static struct rs__head *alloc_slow(struct rs__thread *t, unsigned c)
 		if ((h = carve(s)))
 			return h;
 	}
-	/* another slab of ours that got frees back */
-	for (x = t->heap.owned[c]; x; x = x->next) {
+	/* another slab of ours that got frees back: look at a few from the
+	 * front, sending the full ones to the back, so a refill costs the
+	 * same however many slabs the thread holds */
+	x = NULL;
+	for (n = 0; n < OWNED_SCAN && (x = t->heap.owned[c]); n++) {
 		collect(x);
+		owned_del(t, c, x);
 		if (has_room(x))
 			break;
+		owned_append(t, c, x);
+		x = NULL;
 	}
-	if (x) {
-		owned_del(t, c, x);
-	} else {
+	if (!x) {
+		bool emptied = false;
+
 		rs__lock(&alloc_lock);
-		x = slab_acquire(t, c);
+		x = slab_acquire(t, c, &emptied);
 		rs__unlock(&alloc_lock);
+		if (emptied)
+			rs__gp_request();
 		if (!x)
 			return NULL;
 	}
 	if (s)
-		owned_push(t, c, s);
+		owned_append(t, c, s);	/* full */
 	t->heap.cur[c] = x;
 	return carve(x);
 }
@@ -675,6 +740,7 @@ void rs__obj_free(void *p, size_t bytes)
 	struct rs__thread *self;
 	struct rs__slab *s;
 	uint32_t used;
+	bool unowned;
 
 	if (RS_UNLIKELY(bytes > MAX_SMALL)) {
 		large_free(p, bytes);
@@ -688,15 +754,26 @@ void rs__obj_free(void *p, size_t bytes)
 	VG_FREE(h + 1);
 	POISON(h + 1, s->size - RS_HEAD_SIZE);
 	if (self && rs__load_relaxed(&s->owner) == self) {
+		bool was_full = !has_room(s);
+
 		set_link(h, s->free);
 		s->free = h;
 		used = rs__load_relaxed(&s->used) - 1;
 		rs__store_relaxed(&s->used, used);
-		if (RS_UNLIKELY(used == 0) &&
-		    self->heap.cur[s->cls] != s)
-			owner_emptied(self, s);
+		if (RS_UNLIKELY(self->heap.cur[s->cls] != s)) {
+			if (used == 0) {
+				owner_emptied(self, s);
+			} else if (was_full) {
+				/* room again: to the front of the refill scan */
+				owned_del(self, (unsigned)s->cls, s);
+				owned_push(self, (unsigned)s->cls, s);
+			}
+		}
 		return;
 	}
+	/* nobody owns a pooled slab: tell the reclaimer's sweep (read before
+	 * the push, after which the slab is no longer ours to look at) */
+	unowned = !rs__load_relaxed(&s->owner);
 	/* release: the header writes above are seen by the collector */
 	old = rs__load_relaxed(&s->remote);
 	do {
@@ -704,6 +781,10 @@ void rs__obj_free(void *p, size_t bytes)
 	} while (!__atomic_compare_exchange_n(&s->remote, &old, h, 0,
 					      __ATOMIC_RELEASE,
 					      __ATOMIC_RELAXED));
+	if (unowned && !rs__load_relaxed(&pool_dirty)) {
+		rs__store_relaxed(&pool_dirty, 1);
+		rs__gp_request();	/* the reclaimer sweeps after it */
+	}
 }
 
 /* ---------------------------------------------------------------------- */

@@ -162,7 +162,9 @@ struct rs__counters {
 struct rs__slab;
 struct rs__heap {
 	struct rs__slab *cur[RS__NCLS];
-	struct rs__slab *owned[RS__NCLS];	/* list of the others */
+	struct rs__slab *owned[RS__NCLS];	/* list of the others: those
+						   that got room back first */
+	struct rs__slab *owned_tail[RS__NCLS];
 };
 
 /*

@@ -298,6 +298,56 @@ static void test_thread_exit(void)
 	is(rs_heap_verify(), 0L, "heap consistent after the remote frees");
 }
 
+/* A thread leaves many slabs behind (they go to the shared pool) and
+ * others free every object in them: nobody owns those slabs, yet they must
+ * come back to the allocator and their arenas go back beyond the retention
+ * (a review found them held forever). */
+#define BULK 100000
+static void *bulk[BULK];
+
+static void *bulk_maker(void *unused)
+{
+	int i;
+
+	(void)unused;
+	rs_thread_attach();
+	for (i = 0; i < BULK; i++)
+		bulk[i] = rs_new(&types[25]);	/* 200-byte payload */
+	rs_thread_detach();
+	return NULL;
+}
+
+static size_t slab_bytes(void)
+{
+	struct rs_stats st;
+
+	rs_stats(&st);
+	return st.slab_bytes;
+}
+
+static void test_pooled_reclaim(void)
+{
+	pthread_t t;
+	size_t peak;
+	long live;
+	int i;
+
+	start_thread(&t, bulk_maker, NULL);
+	join_offline(t);
+	peak = slab_bytes();	/* the 100,000 objects need over 24 MiB */
+	live = live_objects();
+	for (i = 0; i < BULK; i++)
+		rs_decref(bulk[i]);
+	settle_until(live_objects() <= live - BULK, 5000);
+	if (RS_DEBUG)	/* debug builds hold destroyed objects back */
+		rs__quarantine_flush();
+	settle_until(slab_bytes() + (20u << 20) <= peak, 5000);
+	ok(slab_bytes() + (20u << 20) <= peak,
+	   "slabs emptied by other threads' frees go back (slabs %zu -> %zu KiB)",
+	   peak >> 10, slab_bytes() >> 10);
+	is(rs_heap_verify(), 0L, "heap consistent afterwards");
+}
+
 static int holder_ready;	/* atomic */
 
 static void *holder(void *unused)
@@ -463,6 +513,7 @@ int main(void)
 	test_walk();
 	test_grace_period();
 	test_thread_exit();
+	test_pooled_reclaim();
 	test_fork();
 	test_faults();
 	test_stats();
