@@ -62,6 +62,7 @@ LDFLAGS  ?=
 ALL_LDFLAGS := $(SAN) $(LDFLAGS)
 
 LIB_SRC := lib/object.c lib/alloc.c lib/defer.c lib/runtime.c lib/verify.c \
+           lib/gc.c lib/weak.c \
            threads/thread.c threads/world.c threads/reclaim.c threads/fork.c
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS    := include/refstore.h lib/internal.h lib/atomics.h
@@ -171,15 +172,39 @@ $(B)/bench/bench_alloc: bench/bench_alloc.c $(HDRS) $(B)/librefstore.a $(B)/.ben
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_ALLOC_LIBS) -lm
 
-# The benchmarks' extra peer (mimalloc): checked, and installed as root.
+# bench_gc measures the Boehm GC (libgc-dev) in this process, so it links
+# libgc; without gc.h it is built without that peer and says so when run.
+# Its other peer, CPython, is bench/peers/gc_peer.py run by python3.
+# Recursive variables: read when the recipe runs, after .bench-deps.
+BENCH_GC_BOEHM = $(shell { pkg-config --exists bdw-gc || [ -f /usr/include/gc.h ]; } \
+                   2>/dev/null && echo 1)
+BENCH_GC_FLAGS = $(if $(BENCH_GC_BOEHM),-DHAVE_BOEHM=1 $(shell pkg-config --cflags bdw-gc 2>/dev/null),)
+BENCH_GC_LIBS  = $(if $(BENCH_GC_BOEHM),$(shell pkg-config --libs bdw-gc 2>/dev/null || echo -lgc),)
+$(B)/bench/bench_gc: bench/bench_gc.c bench/bench.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
+	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
+
+# The benchmarks' extra peers: mimalloc (bench_alloc; required), the Boehm
+# GC and python3 (bench_gc, which skips a missing peer, so they are not):
+# checked, and installed as root (with an apt-get update if the package
+# lists are stale).
 $(B)/.bench-deps: | $(B)/.deps
-	@if ! [ -f /usr/include/mimalloc.h ]; then \
+	@debs=""; \
+	 [ -f /usr/include/mimalloc.h ] || debs="libmimalloc-dev"; \
+	 { pkg-config --exists bdw-gc || [ -f /usr/include/gc.h ]; } 2>/dev/null || debs="$$debs libgc-dev"; \
+	 command -v python3 >/dev/null 2>&1 || debs="$$debs python3"; \
+	 if [ -n "$$debs" ]; then \
 	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	     echo "refstore: installing libmimalloc-dev (benchmarks)"; \
-	     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmimalloc-dev >/dev/null || \
-	       { echo "refstore: apt-get install libmimalloc-dev failed"; exit 1; }; \
+	     echo "refstore: installing $$debs (benchmarks)"; \
+	     export DEBIAN_FRONTEND=noninteractive; \
+	     { apt-get install -y -qq $$debs || \
+	       { apt-get update -qq && apt-get install -y -qq $$debs; }; } >/dev/null || \
+	       { echo "refstore: apt-get install $$debs failed"; exit 1; }; \
+	   elif ! [ -f /usr/include/mimalloc.h ]; then \
+	     echo "refstore: the benchmarks need $$debs: apt-get install $$debs"; exit 1; \
 	   else \
-	     echo "refstore: the benchmarks need libmimalloc-dev: apt-get install libmimalloc-dev"; exit 1; \
+	     echo "refstore: bench_gc's peers need $$debs (apt-get install $$debs); bench_gc will skip them"; \
 	   fi; \
 	 fi
 	@touch $@

@@ -117,6 +117,72 @@ RS_API int rs_set_steal(void *field, void *val);
 RS_API int rs_clear(void *field);
 
 /* ------------------------------------------------------------------------ */
+/* Weak references                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Called with the weak reference (borrowed) after its target died; never
+ * while the world is stopped. */
+typedef void (*rs_weakref_fn)(void *wr, void *arg);
+
+RS_API void *rs_weakref_new(void *obj, rs_weakref_fn callback, void *arg);
+RS_API void *rs_weakref_get(void *wr);
+
+/* ------------------------------------------------------------------------ */
+/* The cycle collector (as Python's gc module)                               */
+/* ------------------------------------------------------------------------ */
+
+#define RS_GC_GENERATIONS 3
+#define RS_GC_HIST_BUCKETS 24	/* pause histogram: bucket i counts pauses
+				   in [2^i, 2^(i+1)) microseconds (bucket 0
+				   also those under 1 us) */
+
+RS_API long rs_gc_collect(int generation);
+RS_API int rs_gc_enable(void);
+RS_API int rs_gc_disable(void);
+RS_API int rs_gc_is_enabled(void);
+RS_API int rs_gc_set_threshold(long t0, long t1, long t2);
+RS_API int rs_gc_get_threshold(long *t0, long *t1, long *t2);
+RS_API int rs_gc_get_count(long *c0, long *c1, long *c2);
+RS_API int rs_gc_freeze(void);
+RS_API int rs_gc_unfreeze(void);
+RS_API long rs_gc_get_freeze_count(void);
+
+struct rs_gc_stats {
+	uint64_t collections;
+	uint64_t collected;		/* unreachable objects freed */
+	uint64_t uncollectable;		/* unreachable objects kept */
+	uint64_t pause_total_ns;	/* world stopped */
+	uint64_t pause_max_ns;
+	uint64_t ttsp_total_ns;		/* time-to-safepoint */
+	uint64_t ttsp_max_ns;
+	uint64_t hist[RS_GC_HIST_BUCKETS];	/* pauses per collection */
+};
+RS_API int rs_gc_get_stats(int generation, struct rs_gc_stats *out);
+
+struct rs_gc_info {
+	int generation;
+	long collected;
+	long uncollectable;
+	uint64_t pause_ns;		/* world stopped, all stops summed */
+	uint64_t ttsp_ns;		/* time-to-safepoint, summed */
+	uint64_t duration_ns;		/* the whole collection */
+};
+typedef void (*rs_gc_callback_fn)(const struct rs_gc_info *info, void *arg);
+RS_API int rs_gc_add_callback(rs_gc_callback_fn fn, void *arg);
+RS_API int rs_gc_remove_callback(rs_gc_callback_fn fn, void *arg);
+
+RS_API int rs_gc_is_tracked(const void *obj);
+RS_API int rs_gc_get_referents(void *obj, rs_visit_fn fn, void *arg);
+RS_API long rs_gc_get_referrers(void *obj, rs_visit_fn fn, void *arg);
+RS_API long rs_gc_garbage(rs_visit_fn fn, void *arg);
+RS_API long rs_gc_garbage_clear(void);
+
+#define RS_GC_DEBUG_SAVEALL 0x1u	/* keep all garbage found in the
+					   uncollectable list */
+RS_API int rs_gc_set_debug(unsigned flags);
+RS_API unsigned rs_gc_get_debug(void);
+
+/* ------------------------------------------------------------------------ */
 /* Introspection                                                             */
 /* ------------------------------------------------------------------------ */
 
@@ -185,6 +251,14 @@ struct rs__head {
 #define RS__B_DEAD 0x8u		/* destroyed (kept in debug builds) */
 #define RS__B_PUBLISHING 0x10u	/* marked by a publication in progress */
 #define RS__B_FREE 0x20u	/* a free slot of the allocator (with DEAD) */
+#define RS__B_TRACKED 0x40u	/* followed by a collector trailer */
+#define RS__B_TRYREF 0x80u	/* may be counted by rs_weakref_get: every
+				   transition to a zero count is a CAS */
+#define RS__B_WEAKREFS 0x100u	/* weak references point to it */
+#define RS__B_FINALIZED 0x200u	/* finalize has run */
+#define RS__B_GC 0x400u		/* in the set being collected (stopped) */
+#define RS__B_REACH 0x800u	/* ... and reachable (stopped) */
+#define RS__B_GARBAGE 0x1000u	/* found unreachable, being freed */
 
 struct rs__tls {
 	uint64_t tid;		/* 0 when the thread is not attached */

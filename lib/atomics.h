@@ -22,6 +22,7 @@
 #define rs__store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define rs__store_seq_cst(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define rs__add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define rs__add_fetch_relaxed(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 #define rs__add_release(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELEASE)
 #define rs__or_relaxed(p, v) __atomic_fetch_or((p), (v), __ATOMIC_RELAXED)
 #define rs__xchg_acq_rel(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)

@@ -369,6 +369,48 @@ void rs__defer_resubmit_all(void)
 	}
 }
 
+/*
+ * The world is stopped (a collection, lib/gc.c): every thread is at a
+ * safepoint or offline, so the stop ends a grace period for every logged
+ * decrement, and `by` applies them all now, for their threads.  Objects that
+ * reach zero go to by's dying list, destroyed once the world runs again.
+ */
+static void drain_stopped(struct rs__thread *x, struct rs__batch *b,
+			  struct rs__thread *by)
+{
+	void *obj;
+
+	while (b->n) {
+		obj = b->ent[--b->n];
+		b->bytes -= rs__obj_bytes(obj);
+		pending_add(x, -1, -(int64_t)rs__obj_bytes(obj));
+		rs__decref_now(by, obj);
+	}
+}
+
+void rs__defer_apply_stopped(struct rs__thread *by)
+{
+	uint32_t slot, n = rs__load_acquire(&rs__nslots);
+	struct rs__thread *x;
+	struct rs__batch *b;
+	void *obj;
+
+	for (slot = 1; slot <= n; slot++) {
+		x = rs__load_acquire(&rs__slots[slot]);
+		if (rs__load_relaxed(&x->state) == RS__T_DEAD)
+			continue;
+		while (x->npriv) {
+			obj = x->priv[--x->npriv];
+			pending_add(x, -1, -(int64_t)rs__obj_bytes(obj));
+			rs__decref_now(by, obj);
+		}
+		for (b = x->sealed; b; b = b->next)
+			drain_stopped(x, b, by);
+		if (x->cur)
+			drain_stopped(x, x->cur, by);
+	}
+}
+
 /* rs_shutdown with no thread attached: nobody can hold a borrowed
  * reference, so the orphans apply at once. */
 void rs__defer_apply_orphans(void)

@@ -119,6 +119,8 @@ enum rs__lock_rank {
 	RS__L_QUEUE,		/* a thread's merge queue (thread.c) */
 	RS__L_RECLAIM,		/* reclaimer's pending batches (reclaim.c) */
 	RS__L_GP,		/* held across a grace period (reclaim.c) */
+	RS__L_WEAK,		/* the weak-reference table (weak.c) */
+	RS__L_NURSERY,		/* a thread's nursery log (gc.c) */
 	RS__L_ALLOC,		/* allocator pools and arenas (alloc.c) */
 	RS__L_COUNT
 };
@@ -166,6 +168,61 @@ struct rs__heap {
 						   that got room back first */
 	struct rs__slab *owned_tail[RS__NCLS];
 };
+
+/* Collector logs (lib/gc.c): which tracked objects are in which
+ * generation.  A log is a list of chunks of object pointers; a tracked
+ * object's trailer points back at its entry, and a death clears the entry.
+ * Chunks are aligned to their size, so an entry finds its chunk, and the
+ * chunk its log, by address arithmetic. */
+#define RS__CHUNK_BYTES ((size_t)32768)
+struct rs__gclog;
+struct rs__chunk {
+	struct rs__gclog *log;	/* Sync: changed only with the world stopped */
+	struct rs__chunk *next;	/* Sync: as the log */
+	uint32_t n;		/* entries used. Sync: as the log */
+	uint32_t pad;
+	void *ent[];		/* Sync: atomic (relaxed); a death stores
+				   NULL into its object's entry */
+};
+#define RS__CHUNK_ENTS ((RS__CHUNK_BYTES - sizeof(struct rs__chunk)) / sizeof(void *))
+
+/* A nursery (per thread: owner set) or a generation (owner NULL).
+ * Sync: a nursery is appended to and compacted by its owner thread only,
+ * and other threads' deaths take `lock`; generations change only with the
+ * world stopped (deaths store NULL into their own entry). */
+struct rs__gclog {
+	struct rs__chunk *first, *last;
+	struct rs__chunk *spare;	/* emptied chunks kept for reuse */
+	size_t n;			/* entries, holes included */
+	size_t holes;			/* owner's deaths since compaction */
+	size_t remote_holes;		/* others' deaths. Sync: lock */
+	struct rs__thread *owner;
+	rs__mutex lock;
+};
+
+/* The trailer of a tracked object, after its payload. */
+struct rs__gcinfo {
+	void **ent;		/* its log entry, NULL when not logged.
+				   Sync: atomic (relaxed); see struct rs__gclog */
+	uint64_t saved;		/* the header's tid while the collector keeps
+				   gc_refs there (world stopped) */
+};
+
+static inline bool rs__type_tracked(const rs_type *type)
+{
+	return type->traverse && !(type->flags & RS_TYPE_NO_CYCLES);
+}
+
+static inline size_t rs__payload_bytes(const rs_type *type)
+{
+	return (type->size + 7) & ~(size_t)7;
+}
+
+static inline struct rs__gcinfo *rs__gc_of(struct rs__head *h)
+{
+	return (struct rs__gcinfo *)((char *)(h + 1) +
+				     rs__payload_bytes(h->type));
+}
 
 /*
  * Thread states.  Each transition names the thread allowed to make it.
@@ -219,6 +276,15 @@ struct rs__thread {
 
 	struct rs__counters c;
 	struct rs__heap heap;
+
+	/* The collector (lib/gc.c) and weak references (lib/weak.c). */
+	struct rs__gclog nursery;	/* tracked objects born here */
+	int gc_delta;			/* tracked births - deaths not yet
+					   added to the young count.
+					   Sync: owner (or world stopped) */
+	int gc_depth;			/* holds the collector role, nested */
+	void *callbacks;		/* weak references whose callbacks
+					   are due. Sync: owner */
 };
 
 struct rs__runtime {
@@ -263,9 +329,16 @@ int rs__alloc_slab_class(const void *obj);	/* -1: not in a class */
 enum { RS__FAULT_ARENA, RS__FAULT_SLAB, RS__FAULT_LARGE, RS__FAULT_NSITES };
 void rs__fault_set(int site, long n);
 
+static inline size_t rs__type_bytes(const rs_type *type)
+{
+	return RS_HEAD_SIZE + (rs__type_tracked(type)
+			       ? rs__payload_bytes(type) + sizeof(struct rs__gcinfo)
+			       : type->size);
+}
+
 static inline size_t rs__obj_bytes(const void *obj)
 {
-	return RS_HEAD_SIZE + rs__head_of(obj)->type->size;
+	return rs__type_bytes(rs__head_of(obj)->type);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -276,6 +349,7 @@ void rs__cascade(struct rs__thread *t);
 void rs__merge_queued(struct rs__thread *t, void *obj);
 void rs__merge_abandoned(struct rs__thread *t, void *obj);
 void rs__quarantine_flush(void);
+void rs__obj_destroy(struct rs__thread *t, struct rs__head *h);
 
 /* ------------------------------------------------------------------------ */
 /* lib/defer.c                                                               */
@@ -290,6 +364,31 @@ void rs__defer_release(struct rs__thread *t);
 void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from);
 void rs__defer_resubmit_all(void);
 void rs__defer_apply_orphans(void);
+void rs__defer_apply_stopped(struct rs__thread *by);
+
+/* ------------------------------------------------------------------------ */
+/* lib/gc.c                                                                  */
+/* ------------------------------------------------------------------------ */
+extern int rs__gc_requested;	/* Sync: atomic (relaxed) */
+int rs__gc_track(struct rs__thread *t, struct rs__head *h);
+void rs__gc_untrack(struct rs__thread *t, struct rs__head *h);
+void rs__gc_auto(struct rs__thread *t);
+void rs__gc_thread_exit(struct rs__thread *t);
+void rs__gc_thread_init(struct rs__thread *t);
+void rs__gc_init(void);
+void rs__gc_shutdown(void);
+void rs__gc_fork_prepare(void);
+void rs__gc_fork_parent(void);
+void rs__gc_fork_child(void);
+long rs__gc_verify(void);
+
+/* ------------------------------------------------------------------------ */
+/* lib/weak.c                                                                */
+/* ------------------------------------------------------------------------ */
+bool rs__tryincref(struct rs__head *h);
+void rs__weak_clear(struct rs__thread *t, struct rs__head *h);
+void rs__weak_run_callbacks(struct rs__thread *t);
+void rs__weak_fork_child(void);
 
 /* ------------------------------------------------------------------------ */
 /* threads/thread.c                                                          */
@@ -304,6 +403,7 @@ static inline struct rs__thread *rs__self(void)
 }
 void rs__queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner);
 void rs__drain_queue(struct rs__thread *t);
+void rs__drain_queues_stopped(struct rs__thread *by);
 size_t rs__attached_count(void);
 void rs__thread_fork_child(void);
 void rs__thread_reset(void);

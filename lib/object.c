@@ -93,7 +93,7 @@ void *rs_new(const rs_type *type)
 		errno = EINVAL;
 		return NULL;
 	}
-	bytes = RS_HEAD_SIZE + type->size;
+	bytes = rs__type_bytes(type);
 	h = rs__obj_alloc(t, bytes);
 	if (!h) {
 		errno = ENOMEM;
@@ -104,6 +104,14 @@ void *rs_new(const rs_type *type)
 	h->bits = 0;
 	h->shared = 0;
 	h->type = type;
+	if (rs__type_tracked(type)) {
+		h->bits = RS__B_TRACKED;
+		if (rs__gc_track(t, h)) {
+			rs__obj_free(h, bytes);
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
 	rs__bump_owner(&t->c.allocated, 1);
 	rs__bump_owner(&t->c.bytes_allocated, bytes);
 	return h + 1;
@@ -120,7 +128,7 @@ static pthread_mutex_t quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void obj_free(struct rs__thread *t, struct rs__head *h)
 {
-	size_t bytes = RS_HEAD_SIZE + h->type->size;
+	size_t bytes = rs__type_bytes(h->type);
 	struct rs__head *old;
 
 	rs__bump_owner(&t->c.freed, 1);
@@ -138,10 +146,20 @@ static void obj_free(struct rs__thread *t, struct rs__head *h)
 		quarantine_pos = (quarantine_pos + 1) % RS_QUARANTINE;
 		pthread_mutex_unlock(&quarantine_lock);
 		if (old)
-			rs__obj_free(old, RS_HEAD_SIZE + old->type->size);
+			rs__obj_free(old, rs__type_bytes(old->type));
 		return;
 	}
 	rs__obj_free(h, bytes);
+}
+
+/* The collector frees an object of its garbage (lib/gc.c): unlogged, its
+ * weak references cleared, its references given back already. */
+void rs__obj_destroy(struct rs__thread *t, struct rs__head *h)
+{
+	rs__store_relaxed(&h->bits, rs__load_relaxed(&h->bits) | RS__B_DYING);
+	if (h->type->destroy)
+		h->type->destroy(h + 1);
+	obj_free(t, h);
 }
 
 void rs__quarantine_flush(void)
@@ -152,7 +170,7 @@ void rs__quarantine_flush(void)
 	for (i = 0; i < RS_QUARANTINE; i++) {
 		if (quarantine[i])
 			rs__obj_free(quarantine[i],
-				     RS_HEAD_SIZE + quarantine[i]->type->size);
+				     rs__type_bytes(quarantine[i]->type));
 		quarantine[i] = NULL;
 	}
 	quarantine_pos = 0;
@@ -160,10 +178,16 @@ void rs__quarantine_flush(void)
 }
 
 /* The count is zero: this thread alone may touch the header now, so the
- * bit is set with a plain load and store, not a read-modify-write. */
+ * bit is set with a plain load and store, not a read-modify-write.  A
+ * tracked object leaves its collector log here, before the thread can park
+ * in the cascade: a collection never meets a dying object in a log. */
 static void push_dying(struct rs__thread *t, struct rs__head *h)
 {
-	rs__store_relaxed(&h->bits, rs__load_relaxed(&h->bits) | RS__B_DYING);
+	uint32_t bits = rs__load_relaxed(&h->bits);
+
+	if (bits & RS__B_TRACKED)
+		rs__gc_untrack(t, h);
+	rs__store_relaxed(&h->bits, bits | RS__B_DYING);
 	rs__store_relaxed(&h->tid, (uint64_t)(uintptr_t)t->dying);
 	t->dying = h;
 }
@@ -184,6 +208,8 @@ void rs__cascade(struct rs__thread *t)
 	while ((h = t->dying)) {
 		t->dying = (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->tid);
 		type = h->type;
+		if (rs__load_relaxed(&h->bits) & RS__B_WEAKREFS)
+			rs__weak_clear(t, h);
 		if (type->traverse)
 			type->traverse(h + 1, cascade_visit, t);
 		if (type->destroy)
@@ -261,8 +287,9 @@ int rs__decref_slow(void *obj)
 static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
 {
 	int64_t w = rs__load_acquire(&h->shared);
+	bool tryref = rs__load_relaxed(&h->bits) & RS__B_TRYREF;
 
-	if (w == shared_word(0, RS__S_DEFAULT)) {
+	if (w == shared_word(0, RS__S_DEFAULT) && !tryref) {
 		push_dying(t, h);	/* true count 0: nobody else holds it */
 		return;
 	}
@@ -270,9 +297,20 @@ static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
 	for (;;) {
 		if (RS__S_STATE(w) == RS__S_QUEUED)
 			return;	/* its queue entry merges it */
-		if (w == shared_word(0, RS__S_DEFAULT)) {
+		if (w == shared_word(0, RS__S_DEFAULT) && !tryref) {
 			push_dying(t, h);
 			return;
+		}
+		/* A weak reference may count it concurrently (weak.c): zero
+		 * is decided by the CAS to MERGED 0, which rs__tryincref
+		 * never passes. */
+		if (w == shared_word(0, RS__S_DEFAULT)) {
+			if (rs__cas_acq_rel(&h->shared, &w,
+					    shared_word(0, RS__S_MERGED))) {
+				push_dying(t, h);
+				return;
+			}
+			continue;
 		}
 		if (rs__cas_acq_rel(&h->shared, &w,
 				    shared_word(RS__S_COUNT(w), RS__S_MERGED)))
@@ -306,13 +344,15 @@ static void merge(struct rs__thread *t, void *obj, bool on_the_spot)
 			rs__die("rs_decref", obj,
 				"count underflow on object of type '%s' (more "
 				"decrefs than references)", type_name(h));
-		if (total == 0) {
+		if (total == 0 && !(rs__load_relaxed(&h->bits) & RS__B_TRYREF)) {
 			/* no reference left anywhere: no CAS can race */
 			push_dying(t, h);
 			return;
 		}
 	} while (!rs__cas_acq_rel(&h->shared, &w,
 				  shared_word(total, RS__S_MERGED)));
+	if (total == 0)	/* decided by the CAS to MERGED 0 (weak.c) */
+		push_dying(t, h);
 }
 
 void rs__merge_queued(struct rs__thread *t, void *obj)

@@ -141,6 +141,7 @@ static int init_locked(const rs_config *cfg)
 	rs__rt.arena_retain = cfg && cfg->arena_retain_bytes
 		? cfg->arena_retain_bytes
 		: env_size("REFSTORE_ARENA_RETAIN", DEFAULT_ARENA_RETAIN);
+	rs__gc_init();
 	pthread_once(&fork_once, fork_install);
 	rs__store_release(&rs__rt.initialized, 1);
 	return 0;
@@ -224,6 +225,8 @@ long rs_shutdown(void)
 		errno = EINVAL;
 		return -1;
 	}
+	if (rs__self() && rs__attached_count() == 1)
+		rs_gc_collect(RS_GC_GENERATIONS - 1);	/* the last cycles */
 	if (rs__self() && rs_thread_detach())
 		return -1;
 	if (rs__attached_count()) {
@@ -231,6 +234,7 @@ long rs_shutdown(void)
 		return -1;
 	}
 	rs__defer_apply_orphans();
+	rs__gc_shutdown();
 	rs__reclaim_stop();
 	rs__quarantine_flush();
 	rs_stats(&st);

@@ -259,6 +259,7 @@ long rs_heap_verify(void)
 	}
 	rs__heap_walk(walk_visit, &v);
 	v.problems += rs__alloc_validate();
+	v.problems += rs__gc_verify();
 	for (i = 0; i < v.pending.cap; i++) {
 		void *obj = v.pending.key ? v.pending.key[i] : NULL;
 

@@ -33,6 +33,7 @@ static void prepare(void)
 	fork_stopped = rs__runtime_up();
 	if (!fork_stopped)
 		return;
+	rs__gc_fork_prepare();	/* no collection in progress */
 	rs__world_stop();
 	rs__lock(&rs__registry_lock);
 	fork_online = rs__self() && urcu_qsbr_read_ongoing();
@@ -52,6 +53,7 @@ static void parent(void)
 		urcu_qsbr_thread_online();
 	rs__unlock(&rs__registry_lock);
 	rs__world_resume(NULL);
+	rs__gc_fork_parent();
 }
 
 static void child(void)
@@ -62,6 +64,7 @@ static void child(void)
 	rs__reclaim_fork_child();
 	rs__alloc_fork_child();
 	rs__thread_fork_child();
+	rs__gc_fork_child();
 	if (fork_online)
 		urcu_qsbr_thread_online();
 }

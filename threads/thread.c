@@ -86,6 +86,7 @@ static struct rs__thread *slot_take(void)
 	t->slot = slot;
 	rs__mutex_init(&t->qlock, RS__L_QUEUE);
 	t->sealed_tail = &t->sealed;
+	rs__gc_thread_init(t);
 	/* pairs with the acquire loads of rs__slots in world.c and below */
 	rs__store_release(&rs__slots[slot], t);
 	rs__store_release(&rs__nslots, slot);
@@ -197,7 +198,16 @@ int rs_thread_detach(void)
 		rs_online();
 	rs_safepoint();
 	t->in_safepoint = 1;	/* destroy callbacks must not reenter */
-	rs__defer_flush(t);	/* every logged decrement applied */
+	for (;;) {
+		rs__defer_flush(t);	/* every logged decrement applied */
+		if (!t->callbacks)
+			break;
+		/* weak-reference callbacks may log more */
+		t->in_safepoint = 0;
+		rs__weak_run_callbacks(t);
+		t->in_safepoint = 1;
+	}
+	rs__gc_thread_exit(t);
 
 	/* From here the thread owns nothing: owner fast paths stop matching. */
 	rs__tls.tid = 0;
@@ -307,6 +317,31 @@ void rs__drain_queue(struct rs__thread *t)
 		rs__merge_queued(t, q[i]);
 	free(q);
 	rs__cascade(t);
+}
+
+/* World stopped (a collection): merge every thread's queue now, on `by`. */
+void rs__drain_queues_stopped(struct rs__thread *by)
+{
+	uint32_t slot, n = rs__load_acquire(&rs__nslots);
+	struct rs__thread *o;
+	void **q;
+	size_t qn, i;
+
+	for (slot = 1; slot <= n; slot++) {
+		o = rs__load_acquire(&rs__slots[slot]);
+		if (!rs__load_relaxed(&o->queue_hint))
+			continue;
+		rs__lock(&o->qlock);
+		q = o->queue;
+		qn = o->qn;
+		o->queue = NULL;
+		o->qn = o->qcap = 0;
+		rs__store_relaxed(&o->queue_hint, 0);
+		rs__unlock(&o->qlock);
+		for (i = 0; i < qn; i++)
+			rs__merge_queued(by, q[i]);
+		free(q);
+	}
 }
 
 /*

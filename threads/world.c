@@ -116,6 +116,11 @@ static int safepoint_slow(struct rs__thread *t)
 	rs__drain_queue(t);
 	rs__defer_safepoint(t);
 	t->in_safepoint = 0;
+	/* user code: weak-reference callbacks, then a requested collection */
+	if (t->callbacks)
+		rs__weak_run_callbacks(t);
+	if (rs__load_relaxed(&rs__gc_requested))
+		rs__gc_auto(t);
 	return 0;
 }
 
@@ -133,7 +138,8 @@ int rs_safepoint(void)
 	urcu_qsbr_quiescent_state();
 	if (RS_LIKELY(!rs__load_relaxed(&rs__stop_requested) &&
 		      !rs__load_relaxed(&t->queue_hint) &&
-		      !rs__defer_has_work(t)))
+		      !rs__load_relaxed(&rs__gc_requested) &&
+		      !t->callbacks && !rs__defer_has_work(t)))
 		return 0;
 	return safepoint_slow(t);
 }

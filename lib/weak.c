@@ -1,0 +1,313 @@
+/*
+ * weak.c - weak references: objects that name a target without counting
+ * it, are cleared when it dies, and may run a callback then.
+ *
+ * Protocol
+ * --------
+ * A global table maps each target to the list of its weak references
+ * (linked through the weak-reference objects), under one lock.  The target
+ * is marked WEAKREFS (its death looks the table up) and TRYREF; so is every
+ * weak-reference object (a dying target's callbacks count it).
+ *
+ * rs_weakref_get must turn a pointer it read under the lock into a counted
+ * reference, racing with the thread that applies the target's last
+ * decrement.  rs__tryincref decides that race on the shared count word:
+ *   - it never counts an object whose word says MERGED with count 0, and
+ *     otherwise adds one with a CAS;
+ *   - every transition of a TRYREF object to a zero count is a CAS that
+ *     writes MERGED 0 (object.c: merge_zero_local, merge; a MERGED count
+ *     reaching 0 is a CAS already).
+ * So either the increment's CAS comes first (the killer's CAS fails and it
+ * sees the new count) or the killer's does (the increment sees MERGED 0 and
+ * fails).  The owner of an object counts it with a plain store, as in
+ * rs_incref: only the owner itself (or a merge while it is offline, or the
+ * collector while it is stopped) can take an owned object to zero, so an
+ * owner that sees its own id and no DYING bit races with nobody.
+ *
+ * Memory safety: the target is read from the weak reference only under the
+ * lock, and a dying object is unlinked (rs__weak_clear, from the cascade)
+ * under the lock before it is freed; the collector clears weak references
+ * to its garbage while the world is stopped, before it frees anything.
+ *
+ * Callbacks: rs__weak_clear counts each weak reference that has a callback
+ * (tryincref: the weak reference may itself be dying) and queues it on the
+ * clearing thread; the thread runs its queue at the end of its safepoint,
+ * after a collection or at detach, never while the world is stopped, then
+ * drops the count.  A weak reference that died before its target is
+ * unlinked by its destroy and never called back.
+ */
+#define RS_BUILDING 1
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct weakref {
+	void *target;		/* Sync: weak lock */
+	rs_weakref_fn callback;	/* Sync: immutable after creation */
+	void *arg;
+	struct weakref *next, *prev;	/* target's list. Sync: weak lock */
+	struct weakref *due;	/* queued callback. Sync: the queuing thread */
+};
+
+static void weakref_destroy(void *obj);
+
+static const rs_type weakref_type = {
+	"rs_weakref", sizeof(struct weakref), NULL, NULL, weakref_destroy, 0,
+};
+
+/* Open addressing with linear probing: target -> first weak reference.
+ * Deletion shifts the following entries back, so there are no tombstones.
+ * All Sync: weak lock. */
+struct slot {
+	void *key;
+	struct weakref *first;
+};
+
+static rs__mutex weak_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_WEAK};
+static struct slot *table;
+static size_t table_cap, table_n;	/* cap: a power of two, or 0 */
+
+static size_t hash_ptr(const void *p)
+{
+	uint64_t x = (uint64_t)(uintptr_t)p;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (size_t)x;
+}
+
+static struct slot *lookup(const void *key)
+{
+	size_t i;
+
+	if (!table_cap)
+		return NULL;
+	for (i = hash_ptr(key) & (table_cap - 1); table[i].key;
+	     i = (i + 1) & (table_cap - 1))
+		if (table[i].key == key)
+			return &table[i];
+	return NULL;
+}
+
+static void insert_slot(struct slot *t, size_t cap, void *key,
+			struct weakref *first)
+{
+	size_t i;
+
+	for (i = hash_ptr(key) & (cap - 1); t[i].key; i = (i + 1) & (cap - 1))
+		;
+	t[i].key = key;
+	t[i].first = first;
+}
+
+static int grow(void)
+{
+	size_t cap = table_cap ? 2 * table_cap : 64, i;
+	struct slot *t = calloc(cap, sizeof(*t));
+
+	if (!t)
+		return -1;
+	for (i = 0; i < table_cap; i++)
+		if (table[i].key)
+			insert_slot(t, cap, table[i].key, table[i].first);
+	free(table);
+	table = t;
+	table_cap = cap;
+	return 0;
+}
+
+static void delete_slot(struct slot *s)
+{
+	size_t i = (size_t)(s - table), j = i, k;
+
+	table[i].key = NULL;
+	table_n--;
+	for (;;) {
+		j = (j + 1) & (table_cap - 1);
+		if (!table[j].key)
+			return;
+		k = hash_ptr(table[j].key) & (table_cap - 1);
+		/* move j back to i unless its home k lies in (i, j] */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		table[i] = table[j];
+		table[j].key = NULL;
+		i = j;
+	}
+}
+
+/* Count h if it is not dead: see the protocol at the top. */
+bool rs__tryincref(struct rs__head *h)
+{
+	uint64_t tid = rs__load_relaxed(&h->tid);
+	uint32_t bits = rs__load_relaxed(&h->bits), local;
+	int64_t w;
+
+	if (bits & RS__B_IMMORTAL)
+		return true;
+	if (bits & (RS__B_DYING | RS__B_DEAD))
+		return false;
+	if (tid == rs__tls.tid) {
+		local = rs__load_relaxed(&h->local);
+		rs__store_relaxed(&h->local, local + 1);
+		return true;
+	}
+	w = rs__load_acquire(&h->shared);
+	do {
+		if (RS__S_STATE(w) == RS__S_MERGED && RS__S_COUNT(w) <= 0)
+			return false;
+	} while (!rs__cas_acq_rel(&h->shared, &w, w + RS__S_ONE));
+	return true;
+}
+
+void *rs_weakref_new(void *obj, rs_weakref_fn callback, void *arg)
+{
+	struct rs__head *h;
+	struct weakref *wr;
+	struct slot *s;
+
+	if (!rs__tls.tid) {
+		errno = EPERM;
+		return NULL;
+	}
+	if (!obj) {
+		errno = EINVAL;
+		return NULL;
+	}
+	h = rs__head_of(obj);
+	if (rs__load_relaxed(&h->bits) & (RS__B_DYING | RS__B_DEAD)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* Another thread may get the target through the weak reference:
+	 * like a store into a shared field, that publishes it. */
+	if (rs_publish(obj))
+		return NULL;
+	wr = rs_new(&weakref_type);
+	if (!wr)
+		return NULL;
+	rs__or_relaxed(&rs__head_of(wr)->bits, RS__B_TRYREF);
+	wr->callback = callback;
+	wr->arg = arg;
+	wr->target = obj;
+	if (rs__load_relaxed(&h->bits) & RS__B_IMMORTAL)
+		return wr;	/* never dies: never cleared */
+	rs__lock(&weak_lock);
+	s = lookup(obj);
+	if (!s) {
+		if ((table_n + 1) * 2 > table_cap && grow()) {
+			rs__unlock(&weak_lock);
+			wr->target = NULL;
+			rs_decref(wr);
+			errno = ENOMEM;
+			return NULL;
+		}
+		insert_slot(table, table_cap, obj, NULL);
+		table_n++;
+		s = lookup(obj);
+	}
+	wr->prev = NULL;
+	wr->next = s->first;
+	if (wr->next)
+		wr->next->prev = wr;
+	s->first = wr;
+	rs__or_relaxed(&h->bits, RS__B_WEAKREFS | RS__B_TRYREF);
+	rs__unlock(&weak_lock);
+	return wr;
+}
+
+static bool is_weakref(void *wr)
+{
+	return wr && rs__head_of(wr)->type == &weakref_type;
+}
+
+void *rs_weakref_get(void *ref)
+{
+	struct weakref *wr = ref;
+	void *target;
+
+	if (!rs__tls.tid) {
+		errno = EPERM;
+		return NULL;
+	}
+	if (!is_weakref(wr)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	rs__lock(&weak_lock);
+	target = wr->target;
+	if (target && !rs__tryincref(rs__head_of(target)))
+		target = NULL;
+	rs__unlock(&weak_lock);
+	return target;
+}
+
+static void unlink_wr(struct weakref *wr)
+{
+	struct slot *s;
+
+	if (wr->prev) {
+		wr->prev->next = wr->next;
+	} else {
+		s = lookup(wr->target);
+		if (!s)
+			return;
+		s->first = wr->next;
+		if (!s->first)
+			delete_slot(s);
+	}
+	if (wr->next)
+		wr->next->prev = wr->prev;
+}
+
+static void weakref_destroy(void *obj)
+{
+	struct weakref *wr = obj;
+
+	rs__lock(&weak_lock);
+	if (wr->target)
+		unlink_wr(wr);
+	wr->target = NULL;
+	rs__unlock(&weak_lock);
+}
+
+void rs__weak_clear(struct rs__thread *t, struct rs__head *h)
+{
+	struct weakref *wr, *next;
+	struct slot *s;
+
+	rs__lock(&weak_lock);
+	s = lookup(h + 1);
+	if (s) {
+		for (wr = s->first; wr; wr = next) {
+			next = wr->next;
+			wr->target = NULL;
+			wr->next = wr->prev = NULL;
+			if (wr->callback && t &&
+			    rs__tryincref(rs__head_of(wr))) {
+				wr->due = t->callbacks;
+				t->callbacks = wr;
+			}
+		}
+		delete_slot(s);
+	}
+	rs__unlock(&weak_lock);
+}
+
+void rs__weak_run_callbacks(struct rs__thread *t)
+{
+	struct weakref *wr;
+
+	while ((wr = t->callbacks)) {
+		t->callbacks = wr->due;
+		wr->due = NULL;
+		wr->callback(wr, wr->arg);
+		rs_decref(wr);
+	}
+}
+
+void rs__weak_fork_child(void)
+{
+	rs__lock_reinit(&weak_lock);
+}
