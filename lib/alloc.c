@@ -209,7 +209,7 @@ void rs__fault_set(int site, long n)
 		rs__store_relaxed(&fault_n[site], n);
 }
 
-static bool fault(int site)
+bool rs__fault(int site)
 {
 	if (RS_LIKELY(rs__load_relaxed(&fault_n[site]) <= 0))
 		return false;
@@ -321,7 +321,7 @@ static void *arena_mem(void)
 {
 	void *p = NULL;
 
-	if (fault(RS__FAULT_ARENA))
+	if (rs__fault(RS__FAULT_ARENA))
 		return NULL;
 #ifdef RS_PLAIN_MALLOC
 #ifdef __SANITIZE_ADDRESS__
@@ -407,7 +407,7 @@ static struct rs__slab *slab_fresh(unsigned c)
 	struct arena *a;
 	unsigned i;
 
-	if (fault(RS__FAULT_SLAB))
+	if (rs__fault(RS__FAULT_SLAB))
 		return NULL;
 	for (a = arenas; a; a = a->next)
 		if (a->nassigned < NSLABS)
@@ -643,7 +643,7 @@ static void *large_alloc(size_t bytes)
 {
 	struct large *l;
 
-	if (fault(RS__FAULT_LARGE))
+	if (rs__fault(RS__FAULT_LARGE))
 		return NULL;
 #ifdef RS_PLAIN_MALLOC
 	l = calloc(1, sizeof(*l) + bytes);

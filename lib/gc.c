@@ -200,6 +200,8 @@ static struct rs__chunk *chunk_new(struct rs__gclog *log)
 {
 	struct rs__chunk *c = log->spare;
 
+	if (log->owner && rs__fault(RS__FAULT_GCLOG))
+		return NULL;	/* a test's injected failure */
 	if (c)
 		log->spare = c->next;
 	else if (!(c = aligned_alloc(RS__CHUNK_BYTES, RS__CHUNK_BYTES)))

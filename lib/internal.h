@@ -326,8 +326,10 @@ void rs__alloc_fork_prepare(void);
 void rs__alloc_fork_parent(void);
 void rs__alloc_fork_child(void);
 int rs__alloc_slab_class(const void *obj);	/* -1: not in a class */
-enum { RS__FAULT_ARENA, RS__FAULT_SLAB, RS__FAULT_LARGE, RS__FAULT_NSITES };
+enum { RS__FAULT_ARENA, RS__FAULT_SLAB, RS__FAULT_LARGE, RS__FAULT_GCLOG,
+       RS__FAULT_NSITES };
 void rs__fault_set(int site, long n);
+bool rs__fault(int site);	/* true once, when the site's count runs out */
 
 static inline size_t rs__type_bytes(const rs_type *type)
 {

@@ -425,6 +425,24 @@ static void test_faults(void)
 	rs_decref(o);
 	rs_safepoint();
 
+	/* a tracked object needs room in its thread's nursery log */
+	rs__fault_set(RS__FAULT_GCLOG, 1);
+	for (i = 0; i < 10000; i++) {
+		o = node_new(i);
+		if (!o) {
+			fails += errno == ENOMEM;
+			continue;
+		}
+		objs[n++] = o;
+	}
+	is(fails, 1, "collector log: one NULL/ENOMEM in 10000 tracked objects");
+	is(live_objects(), live + n, "the failure left no object behind");
+	is(rs_heap_verify(), 0L, "heap and collector logs consistent");
+	for (i = 0; i < n; i++)
+		rs_decref(objs[i]);
+	rs_safepoint();
+	fails = n = 0;
+
 	rs__fault_set(RS__FAULT_SLAB, 1);
 	for (i = 0; i < 3000; i++) {
 		o = rs_new(&odd);
