@@ -659,6 +659,7 @@ struct coll {
 	struct stack stack;	/* the reach stack, then the garbage */
 	void **garb;
 	size_t ngarb;
+	size_t nweak, nfin;	/* garbage with weak references, finalizers */
 	long collected, uncollectable;
 	uint64_t pause, ttsp, begin;
 };
@@ -702,6 +703,8 @@ static bool keep_survivor(void *o, void *arg)
 	}
 	unmark(h, RS__B_GARBAGE, RS__B_GC);
 	rs__store_relaxed(&rs__gc_of(h)->ent, NULL);
+	c->nweak += (bits & RS__B_WEAKREFS) != 0;
+	c->nfin += h->type->finalize && !(bits & RS__B_FINALIZED);
 	c->garb[c->ngarb++] = o;
 	return false;
 }
@@ -819,19 +822,6 @@ static void save_all(struct coll *c)
 	}
 	c->uncollectable += (long)c->ngarb;
 	c->ngarb = 0;
-}
-
-static bool has_finalizers(struct coll *c)
-{
-	size_t i;
-	struct rs__head *h;
-
-	for (i = 0; i < c->ngarb; i++) {
-		h = rs__head_of(c->garb[i]);
-		if (h->type->finalize && !(bits_of(h) & RS__B_FINALIZED))
-			return true;
-	}
-	return false;
 }
 
 static void finalize(struct coll *c)
@@ -979,10 +969,11 @@ static long collect(struct rs__thread *t, int gen)
 	count_collection(gen);
 	found = (long)c.ngarb;
 	if (c.ngarb) {
-		clear_weak(&c);
+		if (c.nweak)
+			clear_weak(&c);
 		if (rs__load_relaxed(&debug_flags) & RS_GC_DEBUG_SAVEALL) {
 			save_all(&c);
-		} else if (has_finalizers(&c)) {
+		} else if (c.nfin) {
 			for (i = 0; i < c.ngarb; i++) {
 				hold(c.garb[i]);
 				bits_set(rs__head_of(c.garb[i]), 0, RS__B_GARBAGE);
