@@ -426,6 +426,7 @@ void rs__defer_apply_orphans(void)
 		free(b);
 		rs__lock(&rs__registry_lock);
 	}
+	rs__weak_orphan_callbacks(&ctx);
 	ctx.c.pending = ctx.c.pending_bytes = 0;
 	rs__retired.freed += ctx.c.freed;
 	rs__retired.bytes_freed += ctx.c.bytes_freed;

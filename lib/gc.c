@@ -146,6 +146,12 @@ static int ncallbacks;
 /* The collector role                                                      */
 /* ---------------------------------------------------------------------- */
 
+/*
+ * Take the role (reentrant).  A thread that must wait goes offline first.
+ * One that cannot (inside a destroy callback: in_safepoint) must not wait
+ * online, or the holder's next stop would wait for it forever: it gets
+ * false (and EDEADLK), as when `wait` is false and the role is taken.
+ */
 static bool role_take(struct rs__thread *t, bool wait)
 {
 	bool offline = false;
@@ -154,13 +160,15 @@ static bool role_take(struct rs__thread *t, bool wait)
 		t->gc_depth++;
 		return true;
 	}
+	if (!wait && rs__load_relaxed(&role_holder))
+		return false;	/* no lock traffic while a collection runs */
 	pthread_mutex_lock(&role_lock);
-	if (role_holder && !wait) {
+	if (role_holder && (!wait || t->in_safepoint)) {
 		pthread_mutex_unlock(&role_lock);
+		errno = EDEADLK;
 		return false;
 	}
-	if (role_holder && !t->in_safepoint &&
-	    rs__load_relaxed(&t->state) == RS__T_ONLINE) {
+	if (role_holder && rs__load_relaxed(&t->state) == RS__T_ONLINE) {
 		/* wait offline: the holder may need to stop the world */
 		pthread_mutex_unlock(&role_lock);
 		rs_offline();
@@ -169,7 +177,7 @@ static bool role_take(struct rs__thread *t, bool wait)
 	}
 	while (role_holder)
 		pthread_cond_wait(&role_cv, &role_lock);
-	role_holder = t;
+	rs__store_relaxed(&role_holder, t);
 	t->gc_depth = 1;
 	pthread_mutex_unlock(&role_lock);
 	if (offline)
@@ -182,7 +190,7 @@ static void role_give(struct rs__thread *t)
 	if (--t->gc_depth)
 		return;
 	pthread_mutex_lock(&role_lock);
-	role_holder = NULL;
+	rs__store_relaxed(&role_holder, NULL);
 	pthread_cond_broadcast(&role_cv);
 	pthread_mutex_unlock(&role_lock);
 }
@@ -872,6 +880,15 @@ static void resurrection(struct coll *c, struct stack *s)
 		h = rs__head_of(o);
 		if (bits_of(h) & RS__B_REACH) {
 			unmark(h, 0, RS__B_GC | RS__B_REACH);
+			if (RS__S_COUNT(rs__load_relaxed(&h->shared)) == 1) {
+				/* only the collector's reference is left (no
+				 * memory for the walk, or inconsistent counts):
+				 * it dies as any object whose count reaches 0 */
+				rs__store_relaxed(&h->shared,
+						  (int64_t)RS__S_MERGED);
+				rs__push_dying(c->t, h);
+				continue;
+			}
 			rs__add_relaxed(&h->shared, -RS__S_ONE);
 			if (log_append(dest, o))
 				rs__die("rs_gc_collect", o,
@@ -955,6 +972,7 @@ static long collect(struct rs__thread *t, int gen)
 		cap += set->v[i]->n;
 	c.stack.v = set ? malloc((cap ? cap : 1) * sizeof(void *)) : NULL;
 	if (!c.stack.v) {
+		rs__store_relaxed(&rs__gc_requested, 0);
 		resume(&c);
 		free(set);
 		cascade(t);
@@ -1068,7 +1086,8 @@ long rs_gc_collect(int gen)
 	was_offline = rs__load_relaxed(&t->state) != RS__T_ONLINE;
 	if (was_offline)
 		rs_online();
-	role_take(t, true);
+	if (!role_take(t, true))
+		return -1;
 	rs_safepoint();	/* with the role held: no automatic collection */
 	n = collect(t, gen);
 	role_give(t);
@@ -1169,7 +1188,8 @@ int rs_gc_freeze(void)
 
 	if (!t)
 		return -1;
-	role_take(t, true);
+	if (!role_take(t, true))
+		return -1;
 	rs__world_stop();
 	if (!(set = logset_new(2))) {
 		rs__world_resume(NULL);
@@ -1194,7 +1214,8 @@ int rs_gc_unfreeze(void)
 
 	if (!t)
 		return -1;
-	role_take(t, true);
+	if (!role_take(t, true))
+		return -1;
 	rs__world_stop();
 	long_lived_total += gens[GEN_PERM].n;
 	log_move(&gens[2], &gens[GEN_PERM]);
@@ -1222,7 +1243,8 @@ long rs_gc_get_freeze_count(void)
 
 	if (!t)
 		return -1;
-	role_take(t, true);
+	if (!role_take(t, true))
+		return -1;
 	n = count_live(&gens[GEN_PERM]);
 	role_give(t);
 	return n;
@@ -1356,7 +1378,8 @@ long rs_gc_get_referrers(void *obj, rs_visit_fn fn, void *arg)
 		errno = EINVAL;
 		return -1;
 	}
-	role_take(t, true);
+	if (!role_take(t, true))
+		return -1;
 	rs__world_stop();
 	if (!(set = logset_new(2))) {
 		rs__world_resume(NULL);
@@ -1406,7 +1429,8 @@ long rs_gc_garbage(rs_visit_fn fn, void *arg)
 
 	if (!t)
 		return -1;
-	role_take(t, true);
+	if (!role_take(t, true))
+		return -1;
 	n = ngarbage;
 	for (i = 0; fn && i < ngarbage; i++)
 		fn(garbage[i], arg);
@@ -1422,7 +1446,8 @@ long rs_gc_garbage_clear(void)
 
 	if (!t)
 		return -1;
-	role_take(t, true);
+	if (!role_take(t, true))
+		return -1;
 	v = garbage;
 	n = ngarbage;
 	garbage = NULL;
@@ -1503,7 +1528,10 @@ void rs__gc_shutdown(void)
 }
 
 /* fork: the child must not inherit a collection in progress.  The forking
- * thread takes the role first (it waits offline), unless it holds it. */
+ * thread takes the role first (it waits offline), unless it holds it.  From
+ * a destroy callback it cannot wait: if another thread collects, the child
+ * inherits that collection's held garbage, which then stays allocated (the
+ * collecting thread does not exist there), but nothing is freed twice. */
 static bool fork_took;
 
 void rs__gc_fork_prepare(void)
@@ -1514,16 +1542,14 @@ void rs__gc_fork_prepare(void)
 	if (!rs__runtime_up())
 		return;
 	if (t && rs__tls.tid) {
-		if (!t->gc_depth) {
-			role_take(t, true);
-			fork_took = true;
-		}
+		if (!t->gc_depth)
+			fork_took = role_take(t, true);
 		return;
 	}
 	pthread_mutex_lock(&role_lock);
 	while (role_holder)
 		pthread_cond_wait(&role_cv, &role_lock);
-	role_holder = (struct rs__thread *)&role_holder;	/* no thread */
+	rs__store_relaxed(&role_holder, (struct rs__thread *)&role_holder);
 	pthread_mutex_unlock(&role_lock);
 	fork_took = true;
 }
@@ -1539,7 +1565,7 @@ static void fork_release(void)
 		return;
 	}
 	pthread_mutex_lock(&role_lock);
-	role_holder = NULL;
+	rs__store_relaxed(&role_holder, NULL);
 	pthread_cond_broadcast(&role_cv);
 	pthread_mutex_unlock(&role_lock);
 }
@@ -1552,9 +1578,12 @@ void rs__gc_fork_parent(void)
 void rs__gc_fork_child(void)
 {
 	uint32_t slot;
+	struct rs__thread *t = rs__self();
 
 	pthread_mutex_init(&role_lock, NULL);
 	pthread_cond_init(&role_cv, NULL);
+	if (!fork_took && !(t && t->gc_depth))
+		rs__store_relaxed(&role_holder, NULL);	/* its holder is gone */
 	pthread_mutex_init(&stats_lock, NULL);
 	for (slot = 1; slot <= rs__nslots; slot++)
 		rs__lock_reinit(&rs__slots[slot]->nursery.lock);

@@ -352,6 +352,7 @@ void rs__merge_queued(struct rs__thread *t, void *obj);
 void rs__merge_abandoned(struct rs__thread *t, void *obj);
 void rs__quarantine_flush(void);
 void rs__obj_destroy(struct rs__thread *t, struct rs__head *h);
+void rs__push_dying(struct rs__thread *t, struct rs__head *h);
 
 /* ------------------------------------------------------------------------ */
 /* lib/defer.c                                                               */
@@ -390,6 +391,8 @@ long rs__gc_verify(void);
 bool rs__tryincref(struct rs__head *h);
 void rs__weak_clear(struct rs__thread *t, struct rs__head *h);
 void rs__weak_run_callbacks(struct rs__thread *t);
+void rs__weak_orphan_callbacks(struct rs__thread *t);
+extern int rs__weak_orphans;	/* Sync: atomic (relaxed) */
 void rs__weak_fork_child(void);
 
 /* ------------------------------------------------------------------------ */

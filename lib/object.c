@@ -157,6 +157,10 @@ static void obj_free(struct rs__thread *t, struct rs__head *h)
 void rs__obj_destroy(struct rs__thread *t, struct rs__head *h)
 {
 	rs__store_relaxed(&h->bits, rs__load_relaxed(&h->bits) | RS__B_DYING);
+	/* a destroy callback of other garbage may have made one (misuse,
+	 * but the table must not keep a freed object) */
+	if (rs__load_relaxed(&h->bits) & RS__B_WEAKREFS)
+		rs__weak_clear(t, h);
 	if (h->type->destroy)
 		h->type->destroy(h + 1);
 	obj_free(t, h);
@@ -181,7 +185,7 @@ void rs__quarantine_flush(void)
  * bit is set with a plain load and store, not a read-modify-write.  A
  * tracked object leaves its collector log here, before the thread can park
  * in the cascade: a collection never meets a dying object in a log. */
-static void push_dying(struct rs__thread *t, struct rs__head *h)
+void rs__push_dying(struct rs__thread *t, struct rs__head *h)
 {
 	uint32_t bits = rs__load_relaxed(&h->bits);
 
@@ -290,7 +294,7 @@ static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
 	bool tryref = rs__load_relaxed(&h->bits) & RS__B_TRYREF;
 
 	if (w == shared_word(0, RS__S_DEFAULT) && !tryref) {
-		push_dying(t, h);	/* true count 0: nobody else holds it */
+		rs__push_dying(t, h);	/* true count 0: nobody else holds it */
 		return;
 	}
 	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
@@ -298,7 +302,7 @@ static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
 		if (RS__S_STATE(w) == RS__S_QUEUED)
 			return;	/* its queue entry merges it */
 		if (w == shared_word(0, RS__S_DEFAULT) && !tryref) {
-			push_dying(t, h);
+			rs__push_dying(t, h);
 			return;
 		}
 		/* A weak reference may count it concurrently (weak.c): zero
@@ -307,7 +311,7 @@ static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
 		if (w == shared_word(0, RS__S_DEFAULT)) {
 			if (rs__cas_acq_rel(&h->shared, &w,
 					    shared_word(0, RS__S_MERGED))) {
-				push_dying(t, h);
+				rs__push_dying(t, h);
 				return;
 			}
 			continue;
@@ -346,13 +350,13 @@ static void merge(struct rs__thread *t, void *obj, bool on_the_spot)
 				"decrefs than references)", type_name(h));
 		if (total == 0 && !(rs__load_relaxed(&h->bits) & RS__B_TRYREF)) {
 			/* no reference left anywhere: no CAS can race */
-			push_dying(t, h);
+			rs__push_dying(t, h);
 			return;
 		}
 	} while (!rs__cas_acq_rel(&h->shared, &w,
 				  shared_word(total, RS__S_MERGED)));
 	if (total == 0)	/* decided by the CAS to MERGED 0 (weak.c) */
-		push_dying(t, h);
+		rs__push_dying(t, h);
 }
 
 void rs__merge_queued(struct rs__thread *t, void *obj)
@@ -403,7 +407,7 @@ void rs__decref_now(struct rs__thread *t, void *obj)
 
 	if (RS__S_STATE(nw) == RS__S_MERGED) {
 		if (RS__S_COUNT(nw) == 0)
-			push_dying(t, h);
+			rs__push_dying(t, h);
 	} else if (RS__S_STATE(w) == RS__S_DEFAULT &&
 		   RS__S_STATE(nw) == RS__S_QUEUED) {
 		rs__queue_to_owner(t, obj, tid);

@@ -50,6 +50,7 @@ struct weakref {
 };
 
 static void weakref_destroy(void *obj);
+static void adopt_orphans(struct rs__thread *t);
 
 static const rs_type weakref_type = {
 	"rs_weakref", sizeof(struct weakref), NULL, NULL, weakref_destroy, 0,
@@ -176,7 +177,8 @@ void *rs_weakref_new(void *obj, rs_weakref_fn callback, void *arg)
 		return NULL;
 	}
 	h = rs__head_of(obj);
-	if (rs__load_relaxed(&h->bits) & (RS__B_DYING | RS__B_DEAD)) {
+	if (rs__load_relaxed(&h->bits) &
+	    (RS__B_DYING | RS__B_DEAD | RS__B_GARBAGE)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -191,8 +193,8 @@ void *rs_weakref_new(void *obj, rs_weakref_fn callback, void *arg)
 	wr->callback = callback;
 	wr->arg = arg;
 	wr->target = obj;
-	if (rs__load_relaxed(&h->bits) & RS__B_IMMORTAL)
-		return wr;	/* never dies: never cleared */
+	/* linked even when the target is immortal (never cleared then):
+	 * rs_immortalize may come after other weak references */
 	rs__lock(&weak_lock);
 	s = lookup(obj);
 	if (!s) {
@@ -251,8 +253,8 @@ static void unlink_wr(struct weakref *wr)
 		wr->prev->next = wr->next;
 	} else {
 		s = lookup(wr->target);
-		if (!s)
-			return;
+		if (!s || s->first != wr)
+			return;	/* not linked (rs_weakref_new failed) */
 		s->first = wr->next;
 		if (!s->first)
 			delete_slot(s);
@@ -299,12 +301,57 @@ void rs__weak_run_callbacks(struct rs__thread *t)
 {
 	struct weakref *wr;
 
+	if (rs__load_relaxed(&rs__weak_orphans))
+		adopt_orphans(t);
+
 	while ((wr = t->callbacks)) {
 		t->callbacks = wr->due;
 		wr->due = NULL;
 		wr->callback(wr, wr->arg);
 		rs_decref(wr);
 	}
+}
+
+/*
+ * Callbacks queued on a thread that can no longer run them (its last
+ * cascade in rs_thread_detach, a fork's gone threads, rs_shutdown's orphan
+ * batches) wait in a global list; the next safepoint of any thread (slow
+ * path) or collection takes them.
+ */
+static struct weakref *orphans;	/* Sync: weak lock */
+int rs__weak_orphans;
+
+void rs__weak_orphan_callbacks(struct rs__thread *t)
+{
+	struct weakref *last;
+
+	if (!t->callbacks)
+		return;
+	for (last = t->callbacks; last->due; last = last->due)
+		;
+	rs__lock(&weak_lock);
+	last->due = orphans;
+	orphans = t->callbacks;
+	rs__store_relaxed(&rs__weak_orphans, 1);
+	rs__unlock(&weak_lock);
+	t->callbacks = NULL;
+}
+
+static void adopt_orphans(struct rs__thread *t)
+{
+	struct weakref *wr, *last;
+
+	rs__lock(&weak_lock);
+	wr = orphans;
+	orphans = NULL;
+	rs__store_relaxed(&rs__weak_orphans, 0);
+	rs__unlock(&weak_lock);
+	if (!wr)
+		return;
+	for (last = wr; last->due; last = last->due)
+		;
+	last->due = t->callbacks;
+	t->callbacks = wr;
 }
 
 void rs__weak_fork_child(void)

@@ -190,8 +190,9 @@ int rs_thread_detach(void)
 
 	if (!t)
 		return 0;
-	if (t->in_safepoint) {
-		errno = EDEADLK;	/* from a destroy callback */
+	if (t->in_safepoint || t->gc_depth) {
+		errno = EDEADLK;	/* from a destroy callback, or a
+					   collection's finalizer or callback */
 		return -1;
 	}
 	if (rs__load_relaxed(&t->state) != RS__T_ONLINE)
@@ -205,6 +206,8 @@ int rs_thread_detach(void)
 		/* weak-reference callbacks may log more */
 		t->in_safepoint = 0;
 		rs__weak_run_callbacks(t);
+		if (rs__load_relaxed(&t->state) != RS__T_ONLINE)
+			rs_online();	/* a callback went offline */
 		t->in_safepoint = 1;
 	}
 	rs__gc_thread_exit(t);
@@ -213,6 +216,7 @@ int rs_thread_detach(void)
 	rs__tls.tid = 0;
 	give_up_ownership(t);
 	rs__cascade(t);
+	rs__weak_orphan_callbacks(t);	/* too late to run them here */
 	rs__defer_release(t);
 	rs__alloc_thread_exit(t, true);	/* slabs back to the shared pools */
 	t->in_safepoint = 0;
@@ -371,6 +375,7 @@ void rs__thread_fork_child(void)
 			rs__store_relaxed(&t->state, RS__T_DEAD);
 			give_up_ownership(t);
 			rs__cascade(t);
+			rs__weak_orphan_callbacks(t);
 			rs__defer_adopt(self, t);
 			rs__alloc_thread_exit(t, false);
 		} else if (!readers[slot]) {

@@ -116,10 +116,11 @@ static int safepoint_slow(struct rs__thread *t)
 	rs__drain_queue(t);
 	rs__defer_safepoint(t);
 	t->in_safepoint = 0;
-	/* user code: weak-reference callbacks, then a requested collection */
-	if (t->callbacks)
+	/* user code: weak-reference callbacks, then a requested collection
+	 * (unless a callback detached the thread) */
+	if (t->callbacks || rs__load_relaxed(&rs__weak_orphans))
 		rs__weak_run_callbacks(t);
-	if (rs__load_relaxed(&rs__gc_requested))
+	if (rs__self() == t && rs__load_relaxed(&rs__gc_requested))
 		rs__gc_auto(t);
 	return 0;
 }
