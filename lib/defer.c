@@ -397,7 +397,9 @@ void rs__defer_apply_stopped(struct rs__thread *by)
 
 	for (slot = 1; slot <= n; slot++) {
 		x = rs__load_acquire(&rs__slots[slot]);
-		if (rs__load_relaxed(&x->state) == RS__T_DEAD)
+		/* acquire: pairs with the seq_cst store of OFFLINE that ends
+		 * rs_thread_attach, which wrote the logs just before */
+		if (rs__load_acquire(&x->state) == RS__T_DEAD)
 			continue;
 		while (x->npriv) {
 			obj = x->priv[--x->npriv];
