@@ -259,6 +259,8 @@ struct rs__head {
 #define RS__B_GC 0x400u		/* in the set being collected (stopped) */
 #define RS__B_REACH 0x800u	/* ... and reachable (stopped) */
 #define RS__B_GARBAGE 0x1000u	/* found unreachable, being freed */
+#define RS__B_FROZEN 0x2000u	/* in the permanent generation */
+#define RS__B_HELD 0x4000u	/* garbage held while its finalizers run */
 
 struct rs__tls {
 	uint64_t tid;		/* 0 when the thread is not attached */

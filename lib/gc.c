@@ -737,15 +737,57 @@ static void sort_out(struct coll *c, struct logset *set)
 }
 
 /* Steps 2-4 over a set; returns the number of objects examined. */
-static size_t trial_deletion(struct logset *set, struct stack *s)
+/*
+ * A full collection examines every logged object but the frozen ones, so
+ * membership needs no mark: a tracked object that is not dying, dead or
+ * frozen is in the set (G1).  Steps 2 and 3 then fuse into one pass over
+ * the heap, each object counted when first met, as an element of the set
+ * or as a child: one pass over memory fewer.
+ */
+#define NOT_MEMBER (RS__B_DYING | RS__B_DEAD | RS__B_FROZEN | RS__B_FREE)
+
+static inline void full_one(void *x)
+{
+	struct rs__head *h = rs__head_of(x);
+	uint32_t bits = bits_of(h);
+
+	if ((bits & (RS__B_TRACKED | NOT_MEMBER)) != RS__B_TRACKED)
+		return;
+	if (!(bits & RS__B_GC))
+		mark(x, 0);
+	rs__store_relaxed(&h->tid, rs__load_relaxed(&h->tid) - 1);
+}
+
+static void visit_full(void *child, void *arg)
+{
+	if (child && (child = ring_put(arg, child)))
+		full_one(child);
+}
+
+static void full_pass(void *o, struct ring *r)
+{
+	struct rs__head *h = rs__head_of(o);
+
+	if (!(bits_of(h) & RS__B_GC))
+		mark(o, 0);
+	h->type->traverse(o, visit_full, r);
+}
+
+static size_t trial_deletion(struct logset *set, struct stack *s, int gen)
 {
 	struct reach rc = {.s = s};
 	size_t n = 0;
 	void *o;
 
-	FOR_EACH_OBJ(set, o, (mark(o, 0), n++));
-	FOR_EACH_OBJ(set, o, subtract(o, &rc.r));
-	subtract_done(&rc.r);
+	if (gen == RS_GC_GENERATIONS - 1) {
+		FOR_EACH_OBJ(set, o, (full_pass(o, &rc.r), n++));
+		while ((o = ring_take(&rc.r)))
+			full_one(o);
+	} else {
+		FOR_EACH_OBJ(set, o, (mark(o, 0), n++));
+		FOR_EACH_OBJ(set, o, subtract(o, &rc.r));
+		subtract_done(&rc.r);
+	}
 	FOR_EACH_OBJ(set, o, root(o, &rc));
 	return n;
 }
@@ -863,7 +905,7 @@ static void resurrection(struct coll *c, struct stack *s)
 
 	for (i = 0; i < c->ngarb; i++) {
 		o = c->garb[i];
-		bits_set(rs__head_of(o), 0, RS__B_GARBAGE);
+		bits_set(rs__head_of(o), 0, RS__B_GARBAGE | RS__B_HELD);
 		mark(o, 1);
 	}
 	for (i = 0; i < c->ngarb; i++)
@@ -981,7 +1023,7 @@ static long collect(struct rs__thread *t, int gen)
 	}
 	c.stack.cap = cap;
 	c.garb = c.stack.v;
-	n = trial_deletion(set, &c.stack);
+	n = trial_deletion(set, &c.stack, gen);
 	(void)n;
 	sort_out(&c, set);
 	count_collection(gen);
@@ -994,7 +1036,8 @@ static long collect(struct rs__thread *t, int gen)
 		} else if (c.nfin) {
 			for (i = 0; i < c.ngarb; i++) {
 				hold(c.garb[i]);
-				bits_set(rs__head_of(c.garb[i]), 0, RS__B_GARBAGE);
+				bits_set(rs__head_of(c.garb[i]), RS__B_HELD,
+					 RS__B_GARBAGE);
 			}
 			resume(&c);
 			cascade(t);
@@ -1180,6 +1223,20 @@ unsigned rs_gc_get_debug(void)
 	return rs__load_relaxed(&debug_flags);
 }
 
+/* World stopped: mark (or unmark) the permanent generation's objects, so
+ * a full collection knows them without a mark pass. */
+static void set_frozen(uint32_t set, uint32_t clear)
+{
+	struct rs__chunk *c;
+	uint32_t i;
+	void *o;
+
+	for (c = gens[GEN_PERM].first; c; c = c->next)
+		for (i = 0; i < c->n; i++)
+			if ((o = rs__load_relaxed(&c->ent[i])))
+				bits_set(rs__head_of(o), set, clear);
+}
+
 int rs_gc_freeze(void)
 {
 	struct rs__thread *t = attached();
@@ -1199,6 +1256,7 @@ int rs_gc_freeze(void)
 	}
 	for (i = 0; i < set->n; i++)
 		log_move(&gens[GEN_PERM], set->v[i]);
+	set_frozen(RS__B_FROZEN, 0);
 	count_collection(2);
 	rs__store_relaxed(&gen_count[1], 0);
 	long_lived_total = long_lived_pending = 0;
@@ -1218,6 +1276,7 @@ int rs_gc_unfreeze(void)
 		return -1;
 	rs__world_stop();
 	long_lived_total += gens[GEN_PERM].n;
+	set_frozen(0, RS__B_FROZEN);
 	log_move(&gens[2], &gens[GEN_PERM]);
 	rs__world_resume(NULL);
 	role_give(t);
@@ -1591,6 +1650,24 @@ void rs__gc_fork_child(void)
 	fork_release();
 }
 
+/* Every live tracked object is logged (G1), unless a collection in progress
+ * holds it as garbage: a full collection relies on it (full_one). */
+static void verify_logged(void *obj, void *arg)
+{
+	struct rs__head *h = rs__head_of(obj);
+	uint32_t bits = bits_of(h);
+	long *bad = arg;
+
+	if ((bits & (RS__B_TRACKED | RS__B_DYING | RS__B_DEAD | RS__B_FREE |
+		     RS__B_GARBAGE | RS__B_HELD)) == RS__B_TRACKED &&
+	    !rs__load_relaxed(&rs__gc_of(h)->ent)) {
+		fprintf(stderr, "refstore: rs_heap_verify: tracked object %p "
+			"(type '%s') is in no collector log\n", obj,
+			h->type->name ? h->type->name : "?");
+		(*bad)++;
+	}
+}
+
 /* rs_heap_verify (world stopped): (G1) for every logged object. */
 long rs__gc_verify(void)
 {
@@ -1615,5 +1692,6 @@ long rs__gc_verify(void)
 		}
 	});
 	free(set);
+	rs__heap_walk(verify_logged, &bad);
 	return bad;
 }
