@@ -93,6 +93,11 @@ void *rs_new(const rs_type *type)
 		errno = EINVAL;
 		return NULL;
 	}
+	/* an offline thread counts as stopped: a collection may be moving
+	 * its nursery right now */
+	if (RS_DEBUG && rs__load_relaxed(&t->state) != RS__T_ONLINE)
+		rs__die("rs_new", NULL, "called by an offline thread (object "
+			"of type '%s')", type->name ? type->name : "?");
 	bytes = rs__type_bytes(type);
 	h = rs__obj_alloc(t, bytes);
 	if (!h) {

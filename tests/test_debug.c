@@ -115,9 +115,20 @@ static void check_death(void (*fn)(void), const char *call, const char *name)
 #endif
 }
 
+/* An offline thread counts as stopped: allocating then is misuse that the
+ * debug build reports (a collection may be moving its nursery log). */
+static void new_offline(void)
+{
+	rs_offline();
+	rs_new(&node_type);
+	_exit(0);
+}
+
 int main(void)
 {
-	plan(1 + 4 * 5);
+	int st;
+
+	plan(1 + 4 * 5 + 3);
 	ok(rs_init(NULL) == 0, "init");
 	check_death(underflow_published, "rs_decref",
 		    "double decref of a published object");
@@ -128,6 +139,16 @@ int main(void)
 		check_death(use_after_destroy, "rs_incref", "incref after destruction");
 	} else {
 		skip(10, "needs the debug build's quarantine (make check DEBUG=1)");
+	}
+	if (RS_DEBUG) {
+		st = run_child(new_offline);
+		ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+		   "rs_new from an offline thread: the child aborts");
+		ok(strstr(msg, "rs_new") && strstr(msg, "offline"),
+		   "... the message names the call and the cause");
+		ok(strstr(msg, "type 'node'") != NULL, "... and the type");
+	} else {
+		skip(3, "rs_new from an offline thread: debug builds only");
 	}
 	rs_shutdown();
 	return exit_status();
