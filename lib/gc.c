@@ -773,23 +773,21 @@ static void full_pass(void *o, struct ring *r)
 	h->type->traverse(o, visit_full, r);
 }
 
-static size_t trial_deletion(struct logset *set, struct stack *s, int gen)
+static void trial_deletion(struct logset *set, struct stack *s, int gen)
 {
 	struct reach rc = {.s = s};
-	size_t n = 0;
 	void *o;
 
 	if (gen == RS_GC_GENERATIONS - 1) {
-		FOR_EACH_OBJ(set, o, (full_pass(o, &rc.r), n++));
+		FOR_EACH_OBJ(set, o, full_pass(o, &rc.r));
 		while ((o = ring_take(&rc.r)))
 			full_one(o);
 	} else {
-		FOR_EACH_OBJ(set, o, (mark(o, 0), n++));
+		FOR_EACH_OBJ(set, o, mark(o, 0));
 		FOR_EACH_OBJ(set, o, subtract(o, &rc.r));
 		subtract_done(&rc.r);
 	}
 	FOR_EACH_OBJ(set, o, root(o, &rc));
-	return n;
 }
 
 /* Take one counted reference to a garbage object (world stopped): its
@@ -1005,7 +1003,7 @@ static long collect(struct rs__thread *t, int gen)
 	struct coll c = {.t = t, .gen = gen, .begin = rs__now_ns()};
 	struct stack resurrect = {0};
 	struct logset *set;
-	size_t cap = 0, i, n;
+	size_t cap = 0, i;
 	long found;
 
 	stop(&c);
@@ -1023,8 +1021,7 @@ static long collect(struct rs__thread *t, int gen)
 	}
 	c.stack.cap = cap;
 	c.garb = c.stack.v;
-	n = trial_deletion(set, &c.stack, gen);
-	(void)n;
+	trial_deletion(set, &c.stack, gen);
 	sort_out(&c, set);
 	count_collection(gen);
 	found = (long)c.ngarb;
@@ -1237,23 +1234,31 @@ static void set_frozen(uint32_t set, uint32_t clear)
 				bits_set(rs__head_of(o), set, clear);
 }
 
+/* Take the role, stop the world and list every log of generations 0-2;
+ * NULL (errno set, nothing held) on failure. */
+static struct logset *stop_all(struct rs__thread *t)
+{
+	struct logset *set;
+
+	if (!role_take(t, true))
+		return NULL;
+	rs__world_stop();
+	if (!(set = logset_new(2))) {
+		rs__world_resume(NULL);
+		role_give(t);
+		errno = ENOMEM;
+	}
+	return set;
+}
+
 int rs_gc_freeze(void)
 {
 	struct rs__thread *t = attached();
 	struct logset *set;
 	size_t i;
 
-	if (!t)
+	if (!t || !(set = stop_all(t)))
 		return -1;
-	if (!role_take(t, true))
-		return -1;
-	rs__world_stop();
-	if (!(set = logset_new(2))) {
-		rs__world_resume(NULL);
-		role_give(t);
-		errno = ENOMEM;
-		return -1;
-	}
 	for (i = 0; i < set->n; i++)
 		log_move(&gens[GEN_PERM], set->v[i]);
 	set_frozen(RS__B_FROZEN, 0);
@@ -1437,15 +1442,8 @@ long rs_gc_get_referrers(void *obj, rs_visit_fn fn, void *arg)
 		errno = EINVAL;
 		return -1;
 	}
-	if (!role_take(t, true))
+	if (!(set = stop_all(t)))
 		return -1;
-	rs__world_stop();
-	if (!(set = logset_new(2))) {
-		rs__world_resume(NULL);
-		role_give(t);
-		errno = ENOMEM;
-		return -1;
-	}
 	set->v[set->n++] = &gens[GEN_PERM];
 	FOR_EACH_OBJ(set, o, {
 		r.found = false;

@@ -32,6 +32,11 @@
  *   any --count reaches 0 (the thread applying that decrement)--> dying
  *   dying --cascade (same thread)--> destroyed
  *
+ * An object that weak references may count (TRYREF, lib/weak.c) reaches
+ * zero only through a CAS that writes MERGED 0, on the owner's and the
+ * merge's paths too, so rs__tryincref and the last decrement cannot both
+ * win.
+ *
  * MERGED is terminal for counting: the tid is only written by the merge that
  * leaves DEFAULT/QUEUED, and every merge CASes the shared state first, so a
  * non-owner whose CAS took DEFAULT -> QUEUED read the owner id before any

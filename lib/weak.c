@@ -33,8 +33,10 @@
  * (tryincref: the weak reference may itself be dying) and queues it on the
  * clearing thread; the thread runs its queue at the end of its safepoint,
  * after a collection or at detach, never while the world is stopped, then
- * drops the count.  A weak reference that died before its target is
- * unlinked by its destroy and never called back.
+ * drops the count.  A queue its thread can no longer run (the last cascade
+ * of rs_thread_detach, a fork's gone threads) moves to a global list that
+ * the next safepoint of any thread takes.  A weak reference that died
+ * before its target is unlinked by its destroy and never called back.
  */
 #define RS_BUILDING 1
 #include "internal.h"

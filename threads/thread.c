@@ -303,23 +303,33 @@ void rs__queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner)
 		rs__bump_owner(&t->c.merges_queued, 1);
 }
 
-void rs__drain_queue(struct rs__thread *t)
+/* Take o's queue and merge it for o: by o itself at a safepoint, or by a
+ * collector while the world is stopped.  Objects reaching zero go to by's
+ * dying list. */
+static void merge_queue(struct rs__thread *o, struct rs__thread *by)
 {
 	void **q;
 	size_t n, i;
 
+	if (!rs__load_relaxed(&o->queue_hint))
+		return;
+	rs__lock(&o->qlock);
+	q = o->queue;
+	n = o->qn;
+	o->queue = NULL;
+	o->qn = o->qcap = 0;
+	rs__store_relaxed(&o->queue_hint, 0);
+	rs__unlock(&o->qlock);
+	for (i = 0; i < n; i++)
+		rs__merge_queued(by, q[i]);
+	free(q);
+}
+
+void rs__drain_queue(struct rs__thread *t)
+{
 	if (!rs__load_relaxed(&t->queue_hint))
 		return;
-	rs__lock(&t->qlock);
-	q = t->queue;
-	n = t->qn;
-	t->queue = NULL;
-	t->qn = t->qcap = 0;
-	rs__store_relaxed(&t->queue_hint, 0);
-	rs__unlock(&t->qlock);
-	for (i = 0; i < n; i++)
-		rs__merge_queued(t, q[i]);
-	free(q);
+	merge_queue(t, t);
 	rs__cascade(t);
 }
 
@@ -327,25 +337,9 @@ void rs__drain_queue(struct rs__thread *t)
 void rs__drain_queues_stopped(struct rs__thread *by)
 {
 	uint32_t slot, n = rs__load_acquire(&rs__nslots);
-	struct rs__thread *o;
-	void **q;
-	size_t qn, i;
 
-	for (slot = 1; slot <= n; slot++) {
-		o = rs__load_acquire(&rs__slots[slot]);
-		if (!rs__load_relaxed(&o->queue_hint))
-			continue;
-		rs__lock(&o->qlock);
-		q = o->queue;
-		qn = o->qn;
-		o->queue = NULL;
-		o->qn = o->qcap = 0;
-		rs__store_relaxed(&o->queue_hint, 0);
-		rs__unlock(&o->qlock);
-		for (i = 0; i < qn; i++)
-			rs__merge_queued(by, q[i]);
-		free(q);
-	}
+	for (slot = 1; slot <= n; slot++)
+		merge_queue(rs__load_acquire(&rs__slots[slot]), by);
 }
 
 /*
