@@ -29,7 +29,7 @@ endif
 B := build/$(VARIANT)
 
 # Dependencies: pkg-config name -> Debian package
-PKGS      := liburcu-qsbr jemalloc
+PKGS      := liburcu-qsbr liburcu-cds jemalloc
 PKG_DEBS  := liburcu-dev libjemalloc-dev
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes \
@@ -51,7 +51,7 @@ $(error SANITIZE must be address or thread)
 endif
 
 DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS   = $(shell pkg-config --libs liburcu-qsbr 2>/dev/null) \
+DEP_LIBS   = $(shell pkg-config --libs liburcu-qsbr liburcu-cds 2>/dev/null) \
              $(if $(SANITIZE),,$(shell pkg-config --libs jemalloc 2>/dev/null)) -lpthread
 
 CFLAGS   ?=
@@ -62,7 +62,7 @@ LDFLAGS  ?=
 ALL_LDFLAGS := $(SAN) $(LDFLAGS)
 
 LIB_SRC := lib/object.c lib/alloc.c lib/defer.c lib/runtime.c lib/verify.c \
-           lib/gc.c lib/weak.c \
+           lib/gc.c lib/weak.c lib/map.c \
            threads/thread.c threads/world.c threads/reclaim.c threads/fork.c
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS    := include/refstore.h lib/internal.h lib/atomics.h
@@ -152,8 +152,11 @@ $(EXAMPLE): $(B)/tests/%: tests/%.c include/refstore.h $(B)/librefstore.a
 	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS)
 
+# TSan: liburcu-cds's work queue is invisible to it (tests/tsan.supp says why).
+TSAN_ENV = $(if $(filter thread,$(SANITIZE)),TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS",)
+
 check: $(TESTS) $(EXAMPLE)
-	B=$(B) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
+	B=$(B) $(TSAN_ENV) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
 
 # --------------------------------------------------------------------------
 # Benchmarks (not tests: no thresholds; each prints ratios against a peer)
@@ -221,7 +224,7 @@ $(B)/refstore.pc: FORCE
 	  'Name: refstore' \
 	  'Description: shared object graphs for threaded C: biased and deferred reference counting over RCU' \
 	  'Version: $(VERSION)' \
-	  'Requires.private: liburcu-qsbr jemalloc' \
+	  'Requires.private: liburcu-qsbr liburcu-cds jemalloc' \
 	  'Libs: -L$${libdir} -lrefstore' \
 	  'Libs.private: -lpthread' \
 	  'Cflags: -I$${includedir}' > $@

@@ -117,6 +117,34 @@ RS_API int rs_set_steal(void *field, void *val);
 RS_API int rs_clear(void *field);
 
 /* ------------------------------------------------------------------------ */
+/* The keyed object map (named roots, over liburcu's cds_lfht)               */
+/* ------------------------------------------------------------------------ */
+
+/* A map is itself an object: rs_map_new returns a counted reference, and
+ * rs_incref, rs_decref, rs_set and the collector treat it as any other
+ * object (a map inside an unreachable cycle is collected with it).  Keys are
+ * byte strings of 0 to RS_MAP_KEY_MAX bytes (key may be NULL only when klen
+ * is 0); the map copies them.  Values are objects; the map holds a counted
+ * reference to each. */
+typedef struct rs_map rs_map;
+
+#define RS_MAP_KEY_MAX 1024
+
+/* Called for each entry with a borrowed key and value; a non-zero return
+ * stops the iteration. */
+typedef int (*rs_map_fn)(const void *key, size_t klen, void *value,
+			 void *arg);
+
+RS_API rs_map *rs_map_new(void);
+RS_API int rs_map_free(rs_map *map);
+RS_API int rs_map_put(rs_map *map, const void *key, size_t klen, void *obj);
+RS_API void *rs_map_get(rs_map *map, const void *key, size_t klen);
+RS_API void *rs_map_get_ref(rs_map *map, const void *key, size_t klen);
+RS_API int rs_map_del(rs_map *map, const void *key, size_t klen);
+RS_API long rs_map_count(rs_map *map);
+RS_API long rs_map_foreach(rs_map *map, rs_map_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------ */
 /* Weak references                                                           */
 /* ------------------------------------------------------------------------ */
 

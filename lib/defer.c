@@ -146,13 +146,19 @@ static int seal(struct rs__thread *t)
 	return 0;
 }
 
-int rs__log_reserve(struct rs__thread *t)
+/* Make sure the next n decrements can be logged without failing. */
+int rs__log_room(struct rs__thread *t, size_t n)
 {
-	if (t->cur && t->cur->n < rs__rt.batch_entries)
+	if (t->cur && t->cur->n + n <= rs__rt.batch_entries)
 		return 0;
 	if (t->cur)
 		return seal(t);
 	return rs__defer_init(t);
+}
+
+int rs__log_reserve(struct rs__thread *t)
+{
+	return rs__log_room(t, 1);
 }
 
 int rs__log_decref(struct rs__thread *t, void *obj, bool private_obj)

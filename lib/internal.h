@@ -117,6 +117,7 @@ enum rs__lock_rank {
 	RS__L_REGISTRY = 1,	/* thread registry (thread.c) */
 	RS__L_WORLD,		/* stop-the-world state (world.c) */
 	RS__L_QUEUE,		/* a thread's merge queue (thread.c) */
+	RS__L_JOB,		/* held while the reclaimer runs jobs */
 	RS__L_RECLAIM,		/* reclaimer's pending batches (reclaim.c) */
 	RS__L_GP,		/* held across a grace period (reclaim.c) */
 	RS__L_WEAK,		/* the weak-reference table (weak.c) */
@@ -352,6 +353,8 @@ void rs__merge_queued(struct rs__thread *t, void *obj);
 void rs__merge_abandoned(struct rs__thread *t, void *obj);
 void rs__quarantine_flush(void);
 void rs__obj_destroy(struct rs__thread *t, struct rs__head *h);
+void rs__obj_free_unattached(struct rs__head *h);
+extern uint64_t rs__unattached_freed[2];	/* objects, bytes.  Sync: atomic */
 void rs__push_dying(struct rs__thread *t, struct rs__head *h);
 
 /* ------------------------------------------------------------------------ */
@@ -359,6 +362,7 @@ void rs__push_dying(struct rs__thread *t, struct rs__head *h);
 /* ------------------------------------------------------------------------ */
 int rs__log_decref(struct rs__thread *t, void *obj, bool private_obj);
 int rs__log_reserve(struct rs__thread *t);
+int rs__log_room(struct rs__thread *t, size_t n);
 bool rs__defer_has_work(const struct rs__thread *t);
 void rs__defer_safepoint(struct rs__thread *t);
 int rs__defer_init(struct rs__thread *t);
@@ -395,6 +399,10 @@ void rs__weak_orphan_callbacks(struct rs__thread *t);
 extern int rs__weak_orphans;	/* Sync: atomic (relaxed) */
 void rs__weak_fork_child(void);
 
+/* ------------------------------------------------------------------------ */
+/* lib/map.c                                                                 */
+/* ------------------------------------------------------------------------ */
+extern int rs__map_used;	/* a cds_lfht exists.  Sync: atomic (relaxed) */
 /* ------------------------------------------------------------------------ */
 /* threads/thread.c                                                          */
 /* ------------------------------------------------------------------------ */
@@ -435,12 +443,21 @@ void rs__world_reset(void);
 /* threads/reclaim.c                                                         */
 /* ------------------------------------------------------------------------ */
 bool rs__reclaim_submit(struct rs__batch *b);
+/* Work that must run on a thread that is not a urcu reader (destroying a
+ * cds_lfht): queued, and run by the reclaimer with no lock held but the job
+ * lock, or by rs__reclaim_stop. */
+struct rs__job {
+	struct rs__job *next;	/* Sync: reclaimer lock */
+	void (*fn)(struct rs__job *j);
+};
+void rs__reclaim_job(struct rs__job *j);
 void rs__synchronize(void);
 void rs__reclaim_stop(void);
 void rs__reclaim_stats(uint64_t *gps, uint64_t *lat_avg, uint64_t *lat_max);
 void rs__reclaim_fork_prepare(void);
 void rs__reclaim_fork_parent(void);
 void rs__reclaim_fork_child(void);
+void rs__reclaim_fork_child_urcu(void);
 uint64_t rs__gp_stamp(void);
 bool rs__gp_passed(uint64_t stamp);
 void rs__gp_request(void);

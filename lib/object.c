@@ -136,13 +136,10 @@ static struct rs__head *quarantine[RS_QUARANTINE];
 static size_t quarantine_pos;
 static pthread_mutex_t quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void obj_free(struct rs__thread *t, struct rs__head *h)
+static void obj_release(struct rs__head *h, size_t bytes)
 {
-	size_t bytes = rs__type_bytes(h->type);
 	struct rs__head *old;
 
-	rs__bump_owner(&t->c.freed, 1);
-	rs__bump_owner(&t->c.bytes_freed, bytes);
 	if (RS_DEBUG) {
 		memset(h + 1, RS_FILL_DEAD, h->type->size);
 		rs__store_relaxed(&h->tid, (uint64_t)RS__TID_DEAD);
@@ -160,6 +157,28 @@ static void obj_free(struct rs__thread *t, struct rs__head *h)
 		return;
 	}
 	rs__obj_free(h, bytes);
+}
+
+static void obj_free(struct rs__thread *t, struct rs__head *h)
+{
+	size_t bytes = rs__type_bytes(h->type);
+
+	rs__bump_owner(&t->c.freed, 1);
+	rs__bump_owner(&t->c.bytes_freed, bytes);
+	obj_release(h, bytes);
+}
+
+/* A thread that is not attached frees an object no one can reach (a dead
+ * map's nodes, freed by the reclaimer: lib/map.c); counted globally. */
+uint64_t rs__unattached_freed[2];
+
+void rs__obj_free_unattached(struct rs__head *h)
+{
+	size_t bytes = rs__type_bytes(h->type);
+
+	rs__add_relaxed(&rs__unattached_freed[0], 1);
+	rs__add_relaxed(&rs__unattached_freed[1], bytes);
+	obj_release(h, bytes);
 }
 
 /* The collector frees an object of its garbage (lib/gc.c): unlogged, its

@@ -290,6 +290,8 @@ int rs_stats(struct rs_stats *out)
 	for (slot = 1; slot <= rs__load_acquire(&rs__nslots); slot++)
 		counters_add(&sum, &rs__slots[slot]->c);
 	rs__unlock(&rs__registry_lock);
+	sum.freed += rs__load_relaxed(&rs__unattached_freed[0]);
+	sum.bytes_freed += rs__load_relaxed(&rs__unattached_freed[1]);
 	out->attached_threads = rs__attached_count();
 
 	/* counters of different threads are read at slightly different

@@ -52,16 +52,19 @@ char rs__tsan_gp;
 
 static rs__mutex pend_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_RECLAIM};
 static rs__mutex gp_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_GP};
+static rs__mutex job_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_JOB};
 static pthread_cond_t pend_cv = PTHREAD_COND_INITIALIZER;
 
 /* All Sync: pend_lock */
 static struct rs__batch *pending;	/* submitted, not yet taken */
 static struct rs__batch *inflight;	/* taken, waiting for the grace period */
+static struct rs__job *jobs;		/* rs__reclaim_job, not yet run */
 static bool running, started;
 static pthread_t reclaimer;
 static uint64_t gp_count, lat_total, lat_max, lat_n;
 static bool gp_wanted;		/* rs__gp_request: run one even with no batch */
 static bool hold_start;		/* fork child repairing urcu: no thread yet */
+static bool fork_urcu;		/* urcu's fork hooks were called */
 
 /*
  * Grace-period sequence numbers, for the allocator's type stability
@@ -92,7 +95,7 @@ void rs__reclaim_fork_done(void)
 
 	rs__lock(&pend_lock);
 	hold_start = false;
-	want = gp_wanted;
+	want = gp_wanted || jobs;
 	rs__unlock(&pend_lock);
 	if (want)
 		rs__gp_request();
@@ -108,6 +111,31 @@ bool rs__gp_passed(uint64_t stamp)
 	return rs__load_seq_cst(&gp_done) > stamp;
 }
 
+/* Run the queued jobs, oldest first.  Called with pend_lock held; drops it
+ * while the jobs run, under job_lock (which fork's prepare step takes, so
+ * no job is half done in a child). */
+static void run_jobs_locked(void)
+{
+	struct rs__job *j, *rev = NULL, *next;
+
+	while (jobs) {
+		for (j = jobs, jobs = NULL; j; j = next) {
+			next = j->next;
+			j->next = rev;
+			rev = j;
+		}
+		rs__unlock(&pend_lock);
+		rs__lock(&job_lock);
+		for (j = rev; j; j = next) {
+			next = j->next;
+			j->fn(j);
+		}
+		rs__unlock(&job_lock);
+		rev = NULL;
+		rs__lock(&pend_lock);
+	}
+}
+
 static void *reclaimer_main(void *unused)
 {
 	struct rs__batch *b, *next;
@@ -116,10 +144,14 @@ static void *reclaimer_main(void *unused)
 	(void)unused;
 	rs__lock(&pend_lock);
 	for (;;) {
-		while (!pending && !gp_wanted && running)
+		while (!pending && !gp_wanted && !jobs && running)
 			pthread_cond_wait(&pend_cv, &pend_lock.m);
-		if (!pending && !gp_wanted)
+		run_jobs_locked();
+		if (!pending && !gp_wanted) {
+			if (running)
+				continue;
 			break;
+		}
 		inflight = pending;
 		pending = NULL;
 		gp_wanted = false;
@@ -190,6 +222,17 @@ bool rs__reclaim_submit(struct rs__batch *b)
 	return true;
 }
 
+void rs__reclaim_job(struct rs__job *j)
+{
+	rs__lock(&pend_lock);
+	j->next = jobs;
+	jobs = j;
+	if (!started && !hold_start)
+		start_locked();
+	pthread_cond_signal(&pend_cv);
+	rs__unlock(&pend_lock);
+}
+
 /*
  * Wait for a full grace period from a quiescent point of the calling thread
  * (a safepoint or detach).  The caller goes offline for urcu while it waits,
@@ -234,6 +277,9 @@ void rs__reclaim_stop(void)
 		pthread_join(reclaimer, NULL);
 	rs__lock(&pend_lock);
 	started = false;
+	/* jobs queued when no reclaimer could be started: the caller (the
+	 * last thread, detached) is not a urcu reader either */
+	run_jobs_locked();
 	rs__unlock(&pend_lock);
 }
 
@@ -251,6 +297,13 @@ void rs__reclaim_stats(uint64_t *gps, uint64_t *avg, uint64_t *max)
  * caller is offline for urcu, so the grace period in progress can end. */
 void rs__reclaim_fork_prepare(void)
 {
+	rs__lock(&job_lock);
+	/* A map's table has a resize worker thread (liburcu's workqueue),
+	 * which urcu's call_rcu fork hooks pause; they must not be called
+	 * twice, so only once refstore has created a table. */
+	fork_urcu = rs__load_relaxed(&rs__map_used);
+	if (fork_urcu)
+		urcu_qsbr_call_rcu_before_fork();
 	rs__lock(&pend_lock);
 	rs__lock(&gp_lock);
 }
@@ -259,6 +312,18 @@ void rs__reclaim_fork_parent(void)
 {
 	rs__unlock(&gp_lock);
 	rs__unlock(&pend_lock);
+	if (fork_urcu)
+		urcu_qsbr_call_rcu_after_fork_parent();
+	rs__unlock(&job_lock);
+}
+
+/* urcu's child step restarts the resize worker, which registers as a reader:
+ * it runs after thread.c has unlinked the dead threads' reader records
+ * (without urcu's registry lock, so only while this thread is alone). */
+void rs__reclaim_fork_child_urcu(void)
+{
+	if (fork_urcu)
+		urcu_qsbr_call_rcu_after_fork_child();
 }
 
 /* The child has no reclaimer thread and forgets the batch lists: every
@@ -268,6 +333,7 @@ void rs__reclaim_fork_child(void)
 {
 	rs__lock_reinit(&pend_lock);
 	rs__lock_reinit(&gp_lock);
+	rs__lock_reinit(&job_lock);
 	pthread_cond_init(&pend_cv, NULL);
 	pending = inflight = NULL;
 	running = started = false;

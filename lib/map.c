@@ -1,0 +1,511 @@
+/*
+ * map.c - the keyed object map: byte-string keys to objects, over liburcu's
+ * lock-free resizable hash table (cds_lfht, urcu-qsbr flavour).
+ *
+ * Layout
+ * ------
+ * A map is an object of type "rs_map" (so it can be counted, stored in
+ * fields, and collected inside a cycle).  Its table links entries, each an
+ * object of an internal type "rs_map_node" holding a copy of the key and a
+ * counted reference to the value.  A node is never changed after it is
+ * inserted: put inserts a new node (cds_lfht_add_replace), which atomically
+ * takes the place of the old one.  The value references belong to the map:
+ * the map's traverse visits the value of every node in its table, and nodes
+ * themselves have no traverse and are not tracked by the collector.
+ *
+ * Protocol
+ * --------
+ * (M1) Readers.  rs_map_get runs between two safepoints of an online thread,
+ *      which for urcu-qsbr is a read-side critical section: the lookup takes
+ *      no lock and writes nothing shared.  The node it finds, and the value
+ *      the node names, stay allocated until the reader's next safepoint:
+ *      a node leaves the table before its decrement and its value's
+ *      decrement are logged (M2), and logged decrements apply only after a
+ *      grace period, which the reader's safepoint must end.
+ * (M2) Writers.  put and del remove a node from the table first (replace or
+ *      del: cds_lfht guarantees that only one remover wins), then the winner
+ *      gives back the node and the value with rs_decref.  Room for both log
+ *      entries is reserved before the table is touched, so an operation that
+ *      fails with ENOMEM has changed nothing.
+ * (M3) Publication.  A node's key, hash and value are written before its
+ *      key length is stored with release; every reader (the match function,
+ *      iteration) loads the length with acquire before anything else.  The
+ *      insertion itself happens inside liburcu, which ThreadSanitizer cannot
+ *      see; this pair makes the ordering visible to it (on x86-64 both are
+ *      plain moves).  Values are published (rs_publish) before insertion.
+ * (M4) The collector.  Values in the map are counted, so they are roots as
+ *      long as the map is.  With the world stopped no put or del is half
+ *      done (they contain no safepoint), every logged decrement has been
+ *      applied, and the table holds exactly the nodes whose value references
+ *      are still counted: the map's traverse and the counts agree.  The
+ *      collector's thread is online while the world is stopped, so its walk
+ *      of the table is a read-side section (cds_lfht's resize worker may run
+ *      meanwhile).
+ * (M5) Death.  A map dies when its count reaches zero (after a grace period,
+ *      so no thread still borrows it) or as collector garbage (unreachable).
+ *      Either way its values are given back through traverse first; then
+ *      its destroy callback unlinks every node and hands the table and the
+ *      nodes to the reclaimer thread.  cds_lfht_destroy of liburcu 0.13
+ *      waits for the table's resize work, which may wait for a grace period,
+ *      so it must not run on an online reader: the reclaimer is not a
+ *      reader.  After the table is destroyed no resize worker can touch the
+ *      nodes any more, and the reclaimer frees them.
+ *
+ * Fork: the table's resize worker is paused across fork by urcu's call_rcu
+ * fork hooks, which the reclaimer's fork steps call once a map exists
+ * (threads/reclaim.c).
+ */
+#define RS_BUILDING 1
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <urcu/rculfhash.h>
+
+int rs__map_used;
+
+struct rs_map {
+	struct cds_lfht *ht;	/* Sync: immutable after rs_map_new */
+	struct map_job *job;	/* its destruction, allocated in advance */
+	uint64_t seed;		/* Sync: immutable */
+	long count;		/* entries.  Sync: atomic (relaxed) */
+	int closed;		/* rs_map_free was called.  Sync: atomic */
+};
+
+struct node {
+	struct cds_lfht_node lf;	/* Sync: cds_lfht */
+	void *value;		/* counted, the map's.  Sync: immutable once
+				   inserted; dead nodes chain through it */
+	uint32_t klen;		/* Sync: release store after the node is
+				   filled, acquire load by every reader */
+	unsigned char key[];
+};
+
+struct map_job {
+	struct rs__job job;
+	struct cds_lfht *ht;
+	struct node *dead;	/* unlinked nodes, through node->value */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Node types: one per key capacity, so a node costs its key plus a little */
+/* ---------------------------------------------------------------------- */
+
+#define NODE_FIXED offsetof(struct node, key)
+#define NODE_CLASSES 8
+#define NODE_TYPE(cap) \
+	{ .name = "rs_map_node", .size = NODE_FIXED + (cap), \
+	  .flags = RS_TYPE_NO_CYCLES }
+static const rs_type node_types[NODE_CLASSES] = {
+	NODE_TYPE(8), NODE_TYPE(24), NODE_TYPE(56), NODE_TYPE(120),
+	NODE_TYPE(248), NODE_TYPE(504), NODE_TYPE(760), NODE_TYPE(RS_MAP_KEY_MAX),
+};
+#undef NODE_TYPE
+
+static const rs_type *node_type(size_t klen)
+{
+	unsigned i = 0;
+
+	while (node_types[i].size - NODE_FIXED < klen)
+		i++;
+	return &node_types[i];
+}
+
+static struct node *node_of(struct cds_lfht_node *lf)
+{
+	return caa_container_of(lf, struct node, lf);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Hashing: 64-bit multiply-xorshift over 8-byte words, seeded per map     */
+/* ---------------------------------------------------------------------- */
+
+static inline uint64_t mix(uint64_t x)
+{
+	x ^= x >> 31;
+	x *= 0x7fb5d329728ea185ull;
+	x ^= x >> 27;
+	x *= 0x81dadef4bc2dd44dull;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t hash_key(const void *key, size_t n, uint64_t seed)
+{
+	const unsigned char *p = key;
+	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull), w;
+
+	for (; n >= 8; n -= 8, p += 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ mix(w)) * 0x9e3779b97f4a7c15ull;
+		h = (h << 29) | (h >> 35);
+	}
+	w = 0;
+	if (n)
+		memcpy(&w, p, n);
+	return mix(h ^ mix(w ^ ((uint64_t)n << 56)));
+}
+
+struct lookup {
+	const void *key;
+	size_t klen;
+};
+
+static int match(struct cds_lfht_node *lf, const void *arg)
+{
+	const struct node *n = node_of(lf);
+	const struct lookup *k = arg;
+
+	return rs__load_acquire(&n->klen) == k->klen &&
+	       (k->klen == 0 || memcmp(n->key, k->key, k->klen) == 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The map as an object                                                    */
+/* ---------------------------------------------------------------------- */
+
+static void map_traverse(void *obj, rs_visit_fn visit, void *arg)
+{
+	struct rs_map *m = obj;
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *lf;
+	struct node *n;
+
+	if (!m->ht)
+		return;
+	cds_lfht_for_each(m->ht, &it, lf) {
+		n = node_of(lf);
+		(void)rs__load_acquire(&n->klen);	/* (M3) */
+		visit(n->value, arg);
+	}
+}
+
+/* Runs on the reclaimer (M5): not a urcu reader, no lock held. */
+static void map_job_run(struct rs__job *j)
+{
+	struct map_job *mj = caa_container_of(j, struct map_job, job);
+	struct node *n, *next;
+	int err;
+
+	err = cds_lfht_destroy(mj->ht, NULL);
+	if (err)
+		fprintf(stderr, "refstore: destroying a map's table failed "
+			"(%d); its memory is lost\n", err);
+	for (n = mj->dead; n; n = next) {
+		next = n->value;
+		rs__obj_free_unattached(rs__head_of(n));
+	}
+	free(mj);
+}
+
+static void map_destroy(void *obj)
+{
+	struct rs_map *m = obj;
+	struct map_job *mj = m->job;
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *lf;
+	struct node *n;
+
+	if (!m->ht) {
+		free(mj);
+		return;
+	}
+	/* The values were given back through traverse already (M5). */
+	cds_lfht_for_each(m->ht, &it, lf) {
+		if (cds_lfht_del(m->ht, lf))
+			continue;
+		n = node_of(lf);
+		n->value = mj->dead;
+		mj->dead = n;
+	}
+	mj->ht = m->ht;
+	mj->job.fn = map_job_run;
+	rs__reclaim_job(&mj->job);
+}
+
+static const rs_type map_type = {
+	.name = "rs_map",
+	.size = sizeof(struct rs_map),
+	.traverse = map_traverse,
+	.destroy = map_destroy,
+};
+
+/* ---------------------------------------------------------------------- */
+/* Argument checks                                                         */
+/* ---------------------------------------------------------------------- */
+
+/* The calling thread must be attached and online (M1); the map must be a
+ * map that rs_map_free has not closed. */
+static struct rs__thread *check(const char *call, struct rs_map *m)
+{
+	struct rs__thread *t = rs__self();
+	struct rs__head *h;
+	uint32_t bits;
+
+	if (RS_UNLIKELY(!t || !rs__tls.tid)) {
+		errno = EPERM;
+		return NULL;
+	}
+	if (RS_UNLIKELY(rs__load_relaxed(&t->state) != RS__T_ONLINE)) {
+		if (RS_DEBUG)
+			rs__die(call, m, "called from an offline thread");
+		errno = EPERM;
+		return NULL;
+	}
+	if (RS_UNLIKELY(!m)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	h = rs__head_of(m);
+	bits = rs__load_relaxed(&h->bits);
+	if (RS_UNLIKELY(bits & (RS__B_DEAD | RS__B_DYING | RS__B_FREE))) {
+		if (RS_DEBUG)
+			rs__die(call, m, "the map was already destroyed "
+				"(use after rs_map_free or its last decref)");
+		errno = EBADF;
+		return NULL;
+	}
+	if (RS_UNLIKELY(h->type != &map_type)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (RS_UNLIKELY(rs__load_acquire(&m->closed))) {
+		errno = EBADF;
+		return NULL;
+	}
+	return t;
+}
+
+static int check_key(const void *key, size_t klen)
+{
+	if (RS_UNLIKELY(!key && klen)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (RS_UNLIKELY(klen > RS_MAP_KEY_MAX)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* Room in the log for a node's decrement and its value's (M2). */
+static int reserve2(struct rs__thread *t)
+{
+	return rs__log_room(t, 2);
+}
+
+static void give_back(struct node *n)
+{
+	rs_decref(n->value);
+	rs_decref(n);
+}
+
+/* ---------------------------------------------------------------------- */
+/* API                                                                     */
+/* ---------------------------------------------------------------------- */
+
+rs_map *rs_map_new(void)
+{
+	struct rs_map *m;
+	struct map_job *mj;
+	uint64_t seed;
+
+	if (!rs__self() || !rs__tls.tid) {
+		errno = EPERM;
+		return NULL;
+	}
+	mj = calloc(1, sizeof(*mj));
+	if (!mj) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	m = rs_new(&map_type);
+	if (!m) {
+		free(mj);
+		return NULL;
+	}
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = mix(rs__now_ns() ^ (uint64_t)(uintptr_t)m);
+	m->seed = seed;
+	m->job = mj;
+	rs__store_relaxed(&rs__map_used, 1);
+	m->ht = cds_lfht_new_flavor(16, 16, 0,
+				    CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+				    &urcu_qsbr_flavor, NULL);
+	if (!m->ht) {
+		rs__decref_now(rs__self(), m);	/* private, count 1 */
+		rs__cascade(rs__self());
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* Maps exist to be shared: published from the start (it holds no
+	 * values yet, so there is nothing else to publish). */
+	rs__or_relaxed(&rs__head_of(m)->bits, RS__B_PUBLISHED);
+	return m;
+}
+
+int rs_map_put(rs_map *m, const void *key, size_t klen, void *obj)
+{
+	struct rs__thread *t = check("rs_map_put", m);
+	struct lookup k = {key, klen};
+	struct cds_lfht_node *old;
+	struct node *n;
+	uint64_t h;
+
+	if (!t || check_key(key, klen))
+		return -1;
+	if (!obj) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Everything that can fail happens before the table changes (M2). */
+	if (rs_publish(obj) || reserve2(t))
+		return -1;
+	n = rs_new(node_type(klen));
+	if (!n)
+		return -1;
+	/* read by other threads from now on: its last decrement must wait
+	 * for a grace period; it has no children to publish */
+	rs__or_relaxed(&rs__head_of(n)->bits, RS__B_PUBLISHED);
+	n->value = rs_incref(obj);
+	if (klen)
+		memcpy(n->key, key, klen);
+	rs__store_release(&n->klen, (uint32_t)klen);	/* (M3) */
+	h = hash_key(key, klen, m->seed);
+	cds_lfht_node_init(&n->lf);
+	old = cds_lfht_add_replace(m->ht, h, match, &k, &n->lf);
+	if (old)
+		give_back(node_of(old));
+	else
+		rs__add_relaxed(&m->count, 1);
+	return 0;
+}
+
+static struct node *find(struct rs_map *m, const void *key, size_t klen,
+			 struct cds_lfht_iter *it)
+{
+	struct lookup k = {key, klen};
+	struct cds_lfht_node *lf;
+
+	cds_lfht_lookup(m->ht, hash_key(key, klen, m->seed), match, &k, it);
+	lf = cds_lfht_iter_get_node(it);
+	return lf ? node_of(lf) : NULL;
+}
+
+void *rs_map_get(rs_map *m, const void *key, size_t klen)
+{
+	struct cds_lfht_iter it;
+	struct node *n;
+
+	if (!check("rs_map_get", m) || check_key(key, klen))
+		return NULL;
+	n = find(m, key, klen, &it);
+	if (!n) {
+		errno = ENOENT;
+		return NULL;
+	}
+	return n->value;
+}
+
+void *rs_map_get_ref(rs_map *m, const void *key, size_t klen)
+{
+	struct cds_lfht_iter it;
+	struct node *n;
+
+	if (!check("rs_map_get_ref", m) || check_key(key, klen))
+		return NULL;
+	n = find(m, key, klen, &it);
+	if (!n) {
+		errno = ENOENT;
+		return NULL;
+	}
+	/* alive until our next safepoint (M1), so it can be counted */
+	return rs_incref(n->value);
+}
+
+int rs_map_del(rs_map *m, const void *key, size_t klen)
+{
+	struct rs__thread *t = check("rs_map_del", m);
+	struct cds_lfht_iter it;
+	struct node *n;
+
+	if (!t || check_key(key, klen) || reserve2(t))
+		return -1;
+	for (;;) {
+		n = find(m, key, klen, &it);
+		if (!n) {
+			errno = ENOENT;
+			return -1;
+		}
+		/* lost only to a concurrent del or replace: look again */
+		if (cds_lfht_del(m->ht, &n->lf) == 0)
+			break;
+	}
+	rs__add_relaxed(&m->count, -1);
+	give_back(n);
+	return 0;
+}
+
+long rs_map_count(rs_map *m)
+{
+	if (!check("rs_map_count", m))
+		return -1;
+	return rs__load_relaxed(&m->count);
+}
+
+long rs_map_foreach(rs_map *m, rs_map_fn fn, void *arg)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *lf;
+	struct node *n;
+	uint32_t klen;
+	long seen = 0;
+
+	if (!check("rs_map_foreach", m))
+		return -1;
+	if (!fn) {
+		errno = EINVAL;
+		return -1;
+	}
+	cds_lfht_for_each(m->ht, &it, lf) {
+		n = node_of(lf);
+		klen = rs__load_acquire(&n->klen);	/* (M3) */
+		seen++;
+		if (fn(n->key, klen, n->value, arg))
+			break;
+	}
+	return seen;
+}
+
+/* Close the map, give back every entry, and give back the caller's
+ * reference.  Entries a racing put adds after the sweep are given back when
+ * the map itself dies. */
+int rs_map_free(rs_map *m)
+{
+	struct rs__thread *t = check("rs_map_free", m);
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *lf;
+	int was = 0;
+
+	if (!t)
+		return -1;
+	if (!__atomic_compare_exchange_n(&m->closed, &was, 1, 0,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		errno = EBADF;
+		return -1;
+	}
+	cds_lfht_for_each(m->ht, &it, lf) {
+		if (reserve2(t))
+			break;	/* the rest goes when the map dies */
+		if (cds_lfht_del(m->ht, lf))
+			continue;
+		rs__add_relaxed(&m->count, -1);
+		give_back(node_of(lf));
+	}
+	if (rs__log_room(t, 1))
+		return -1;
+	return rs_decref(m);
+}
