@@ -152,11 +152,8 @@ $(EXAMPLE): $(B)/tests/%: tests/%.c include/refstore.h $(B)/librefstore.a
 	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS)
 
-# TSan: liburcu-cds's work queue is invisible to it (tests/tsan.supp says why).
-TSAN_ENV = $(if $(filter thread,$(SANITIZE)),TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $$TSAN_OPTIONS",)
-
 check: $(TESTS) $(EXAMPLE)
-	B=$(B) $(TSAN_ENV) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
+	B=$(B) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
 
 # --------------------------------------------------------------------------
 # Benchmarks (not tests: no thresholds; each prints ratios against a peer)

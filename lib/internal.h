@@ -400,10 +400,6 @@ extern int rs__weak_orphans;	/* Sync: atomic (relaxed) */
 void rs__weak_fork_child(void);
 
 /* ------------------------------------------------------------------------ */
-/* lib/map.c                                                                 */
-/* ------------------------------------------------------------------------ */
-extern int rs__map_used;	/* a cds_lfht exists.  Sync: atomic (relaxed) */
-/* ------------------------------------------------------------------------ */
 /* threads/thread.c                                                          */
 /* ------------------------------------------------------------------------ */
 extern struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
@@ -443,21 +439,22 @@ void rs__world_reset(void);
 /* threads/reclaim.c                                                         */
 /* ------------------------------------------------------------------------ */
 bool rs__reclaim_submit(struct rs__batch *b);
-/* Work that must run on a thread that is not a urcu reader (destroying a
- * cds_lfht): queued, and run by the reclaimer with no lock held but the job
- * lock, or by rs__reclaim_stop. */
+/* Work that must not run on an attached thread (resizing or destroying a
+ * map's cds_lfht, which wait for grace periods): queued, and run in order by
+ * the reclaimer with no lock held but the job lock, or by rs__reclaim_stop. */
 struct rs__job {
 	struct rs__job *next;	/* Sync: reclaimer lock */
 	void (*fn)(struct rs__job *j);
 };
 void rs__reclaim_job(struct rs__job *j);
+void rs__reclaim_jobs_pause(void);
+void rs__reclaim_jobs_resume(void);
 void rs__synchronize(void);
 void rs__reclaim_stop(void);
 void rs__reclaim_stats(uint64_t *gps, uint64_t *lat_avg, uint64_t *lat_max);
 void rs__reclaim_fork_prepare(void);
 void rs__reclaim_fork_parent(void);
 void rs__reclaim_fork_child(void);
-void rs__reclaim_fork_child_urcu(void);
 uint64_t rs__gp_stamp(void);
 bool rs__gp_passed(uint64_t stamp);
 void rs__gp_request(void);

@@ -39,21 +39,31 @@
  *      applied, and the table holds exactly the nodes whose value references
  *      are still counted: the map's traverse and the counts agree.  The
  *      collector's thread is online while the world is stopped, so its walk
- *      of the table is a read-side section (cds_lfht's resize worker may run
- *      meanwhile).
+ *      of the table is a read-side section (a resize on the reclaimer, M6,
+ *      may run meanwhile: cds_lfht allows that).
  * (M5) Death.  A map dies when its count reaches zero (after a grace period,
  *      so no thread still borrows it) or as collector garbage (unreachable).
  *      Either way its values are given back through traverse first; then
- *      its destroy callback unlinks every node and hands the table and the
- *      nodes to the reclaimer thread.  cds_lfht_destroy of liburcu 0.13
- *      waits for the table's resize work, which may wait for a grace period,
- *      so it must not run on an online reader: the reclaimer is not a
- *      reader.  After the table is destroyed no resize worker can touch the
- *      nodes any more, and the reclaimer frees them.
- *
- * Fork: the table's resize worker is paused across fork by urcu's call_rcu
- * fork hooks, which the reclaimer's fork steps call once a map exists
- * (threads/reclaim.c).
+ *      its destroy callback hands the table to the reclaimer as a job,
+ *      queued after any resize of the table (jobs run in order, one at a
+ *      time).  The reclaimer, registered as a urcu reader while it walks,
+ *      unlinks every node, destroys the table and frees the nodes: no other
+ *      thread can reach them, since the map was unreachable.  Destruction
+ *      is O(1) on the thread where the map dies, and never walks a table
+ *      from a thread that is not a reader (the last orphaned decrements of
+ *      rs_shutdown are applied by one).
+ * (M6) Size.  The table does not resize itself.  cds_lfht's automatic
+ *      resizing lets a table reach eight entries per bucket before it grows
+ *      (each lookup then walks several nodes, a cache miss each), and its
+ *      worker thread, a qsbr reader, takes the table's resize mutex while
+ *      online, so an explicit cds_lfht_resize from another thread can
+ *      deadlock with it.  Instead, when a put takes the count past the size
+ *      last asked for, or a del below an eighth of it, the map queues one
+ *      resize job to two to four buckets per entry.  The reclaimer runs it
+ *      registered as a urcu reader (the resize walks the table in read-side
+ *      sections and waits for grace periods, which urcu-qsbr allows an
+ *      online caller), then unregisters.  With no worker thread, fork needs
+ *      only the reclaimer's job lock: no resize is half done in a child.
  */
 #define RS_BUILDING 1
 #include "internal.h"
@@ -63,8 +73,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <urcu/rculfhash.h>
-
-int rs__map_used;
 
 struct rs_map {
 	struct cds_lfht *ht;	/* Sync: immutable after rs_map_new */
@@ -84,9 +92,12 @@ struct node {
 };
 
 struct map_job {
-	struct rs__job job;
+	struct rs__job job;	/* destruction (M5) */
 	struct cds_lfht *ht;
 	struct node *dead;	/* unlinked nodes, through node->value */
+	struct rs__job resize;	/* resizing the table (M6) */
+	unsigned long size;	/* buckets asked for.  Sync: atomic */
+	int resizing;		/* resize is queued.  Sync: atomic */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -182,13 +193,26 @@ static void map_traverse(void *obj, rs_visit_fn visit, void *arg)
 	}
 }
 
-/* Runs on the reclaimer (M5): not a urcu reader, no lock held. */
+/* (M5) Runs on the reclaimer, after every resize job queued before it.
+ * Unlinking walks the table, so the reclaimer is a urcu reader meanwhile;
+ * once it is done no thread can reach the nodes. */
 static void map_job_run(struct rs__job *j)
 {
 	struct map_job *mj = caa_container_of(j, struct map_job, job);
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *lf;
 	struct node *n, *next;
 	int err;
 
+	urcu_qsbr_register_thread();
+	cds_lfht_for_each(mj->ht, &it, lf) {
+		if (cds_lfht_del(mj->ht, lf))
+			continue;
+		n = node_of(lf);
+		n->value = mj->dead;
+		mj->dead = n;
+	}
+	urcu_qsbr_unregister_thread();
 	err = cds_lfht_destroy(mj->ht, NULL);
 	if (err)
 		fprintf(stderr, "refstore: destroying a map's table failed "
@@ -200,27 +224,56 @@ static void map_job_run(struct rs__job *j)
 	free(mj);
 }
 
+/* (M6) Runs on the reclaimer, which registers as a urcu reader for the
+ * duration: cds_lfht_resize walks the table inside read-side sections and
+ * waits for grace periods (urcu-qsbr's synchronize_rcu lets an online
+ * caller through). */
+static void map_resize_run(struct rs__job *j)
+{
+	struct map_job *mj = caa_container_of(j, struct map_job, resize);
+
+	urcu_qsbr_register_thread();
+	cds_lfht_resize(mj->ht, rs__load_relaxed(&mj->size));
+	urcu_qsbr_unregister_thread();
+	rs__store_release(&mj->resizing, 0);
+}
+
+/* Ask for a table of two to four buckets per entry (M6). */
+static void resize(struct rs_map *m, long count)
+{
+	struct map_job *mj = m->job;
+	unsigned long want = 16;
+
+	while (want < (unsigned long)count * 2)
+		want <<= 1;
+	if (want == rs__load_relaxed(&mj->size) ||
+	    rs__xchg_acquire(&mj->resizing, 1))
+		return;
+	rs__store_relaxed(&mj->size, want);
+	mj->resize.fn = map_resize_run;
+	rs__reclaim_job(&mj->resize);
+}
+
+static inline void check_size(struct rs_map *m, long count)
+{
+	unsigned long size = rs__load_relaxed(&m->job->size);
+
+	if (RS_UNLIKELY((unsigned long)count > size ||
+			((unsigned long)count < size / 8 && size > 16)))
+		resize(m, count);
+}
+
+/* The values were given back through traverse already (M5); the table
+ * and the nodes go to the reclaimer. */
 static void map_destroy(void *obj)
 {
 	struct rs_map *m = obj;
 	struct map_job *mj = m->job;
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *lf;
-	struct node *n;
 
 	if (!m->ht) {
 		free(mj);
 		return;
 	}
-	/* The values were given back through traverse already (M5). */
-	cds_lfht_for_each(m->ht, &it, lf) {
-		if (cds_lfht_del(m->ht, lf))
-			continue;
-		n = node_of(lf);
-		n->value = mj->dead;
-		mj->dead = n;
-	}
-	mj->ht = m->ht;
 	mj->job.fn = map_job_run;
 	rs__reclaim_job(&mj->job);
 }
@@ -236,13 +289,10 @@ static const rs_type map_type = {
 /* Argument checks                                                         */
 /* ---------------------------------------------------------------------- */
 
-/* The calling thread must be attached and online (M1); the map must be a
- * map that rs_map_free has not closed. */
-static struct rs__thread *check(const char *call, struct rs_map *m)
+/* The calling thread must be attached and online (M1). */
+static struct rs__thread *online_self(const char *call, const void *m)
 {
 	struct rs__thread *t = rs__self();
-	struct rs__head *h;
-	uint32_t bits;
 
 	if (RS_UNLIKELY(!t || !rs__tls.tid)) {
 		errno = EPERM;
@@ -254,6 +304,18 @@ static struct rs__thread *check(const char *call, struct rs_map *m)
 		errno = EPERM;
 		return NULL;
 	}
+	return t;
+}
+
+/* ... and the map must be a map that rs_map_free has not closed. */
+static struct rs__thread *check(const char *call, struct rs_map *m)
+{
+	struct rs__thread *t = online_self(call, m);
+	struct rs__head *h;
+	uint32_t bits;
+
+	if (!t)
+		return NULL;
 	if (RS_UNLIKELY(!m)) {
 		errno = EINVAL;
 		return NULL;
@@ -313,10 +375,8 @@ rs_map *rs_map_new(void)
 	struct map_job *mj;
 	uint64_t seed;
 
-	if (!rs__self() || !rs__tls.tid) {
-		errno = EPERM;
+	if (!online_self("rs_map_new", NULL))
 		return NULL;
-	}
 	mj = calloc(1, sizeof(*mj));
 	if (!mj) {
 		errno = ENOMEM;
@@ -331,10 +391,9 @@ rs_map *rs_map_new(void)
 		seed = mix(rs__now_ns() ^ (uint64_t)(uintptr_t)m);
 	m->seed = seed;
 	m->job = mj;
-	rs__store_relaxed(&rs__map_used, 1);
-	m->ht = cds_lfht_new_flavor(16, 16, 0,
-				    CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-				    &urcu_qsbr_flavor, NULL);
+	mj->size = 16;
+	mj->ht = cds_lfht_new_flavor(16, 16, 0, 0, &urcu_qsbr_flavor, NULL);
+	m->ht = mj->ht;
 	if (!m->ht) {
 		rs__decref_now(rs__self(), m);	/* private, count 1 */
 		rs__cascade(rs__self());
@@ -380,7 +439,7 @@ int rs_map_put(rs_map *m, const void *key, size_t klen, void *obj)
 	if (old)
 		give_back(node_of(old));
 	else
-		rs__add_relaxed(&m->count, 1);
+		check_size(m, rs__add_fetch_relaxed(&m->count, 1));
 	return 0;
 }
 
@@ -444,8 +503,8 @@ int rs_map_del(rs_map *m, const void *key, size_t klen)
 		if (cds_lfht_del(m->ht, &n->lf) == 0)
 			break;
 	}
-	rs__add_relaxed(&m->count, -1);
 	give_back(n);
+	check_size(m, rs__add_fetch_relaxed(&m->count, -1));
 	return 0;
 }
 
@@ -488,7 +547,7 @@ int rs_map_free(rs_map *m)
 	struct rs__thread *t = check("rs_map_free", m);
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *lf;
-	int was = 0;
+	int was = 0, swept = 1;
 
 	if (!t)
 		return -1;
@@ -498,14 +557,19 @@ int rs_map_free(rs_map *m)
 		return -1;
 	}
 	cds_lfht_for_each(m->ht, &it, lf) {
-		if (reserve2(t))
-			break;	/* the rest goes when the map dies */
+		if (reserve2(t)) {
+			swept = 0;	/* the rest goes when the map dies */
+			break;
+		}
 		if (cds_lfht_del(m->ht, lf))
 			continue;
+		(void)rs__load_acquire(&node_of(lf)->klen);	/* (M3) */
 		rs__add_relaxed(&m->count, -1);
 		give_back(node_of(lf));
 	}
-	if (rs__log_room(t, 1))
+	if (!swept || rs__log_room(t, 1)) {
+		errno = ENOMEM;
 		return -1;
+	}
 	return rs_decref(m);
 }

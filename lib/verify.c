@@ -234,6 +234,7 @@ long rs_heap_verify(void)
 		errno = EINVAL;
 		return -1;
 	}
+	rs__reclaim_jobs_pause();	/* a job frees objects (a dead map's) */
 	rs__world_stop();
 	for (slot = 1; slot <= rs__load_acquire(&rs__nslots); slot++) {
 		t = rs__slots[slot];
@@ -275,6 +276,7 @@ long rs_heap_verify(void)
 	if (v.pending.nomem || v.dying.nomem)
 		problem(&v, "out of memory: per-object checks incomplete");
 	rs__world_resume(NULL);
+	rs__reclaim_jobs_resume();
 	free(v.pending.key);
 	free(v.pending.n);
 	free(v.dying.key);

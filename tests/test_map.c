@@ -606,6 +606,131 @@ static __attribute__((unused)) void test_fork(void)
 	is(live_objects(), baseline, "parent: everything freed");
 }
 
+/* ---- maps born and dying (by counts and by the collector) while the
+ * main thread forks and verifies: jobs in flight at fork and at verify ---- */
+
+#if GC_SANITIZED
+#define CHURN_MAX 3000
+#else
+#define CHURN_MAX 20000
+#endif
+
+static rs_map *churn_slot;	/* a shared field */
+static int churn_stop;		/* atomic */
+static long churn_bad;		/* atomic */
+
+static void *churner(void *arg)
+{
+	uint64_t s = 0x2545f4914f6cdd1dull * (uint64_t)((intptr_t)arg + 1);
+	long i, k, n, bad = 0;
+	char buf[32];
+	struct node *v, *c;
+	rs_map *m;
+
+	rs_thread_attach();
+	/* No safepoint while this thread holds a counted reference: a fork
+	 * child (where this thread is gone) then has nothing to leak. */
+	while (!__atomic_load_n(&churn_stop, __ATOMIC_ACQUIRE)) {
+		if (rnd(&s) % 4 == 0) {
+			m = rs_map_new();
+			n = (long)(rnd(&s) % CHURN_MAX);
+			for (i = 0; i < n; i++) {
+				v = node_new(i);
+				bad += rs_map_put(m, buf, (size_t)keyf(buf, i), v) != 0;
+				rs_decref(v);
+			}
+			if (n & 1) {	/* map -> c -> map: for the collector */
+				c = node_new(-1);
+				rs_set(&c->kid[0], m);
+				rs_map_put(m, "cycle", 5, c);
+				rs_decref(c);
+			}
+			rs_set(&churn_slot, m);
+			rs_decref(m);
+		} else if ((m = rs_get(&churn_slot))) {
+			for (i = 0; i < 100; i++) {
+				k = (long)(rnd(&s) % CHURN_MAX);
+				v = rs_map_get(m, buf, (size_t)keyf(buf, k));
+				if (v && (v->magic != NODE_ALIVE || v->value != k))
+					bad++;
+				if (i % 8 == 0)
+					rs_map_del(m, buf, (size_t)keyf(buf, k));
+			}
+		}
+		rs_safepoint();
+	}
+	__atomic_fetch_add(&churn_bad, bad, __ATOMIC_RELAXED);
+	rs_thread_detach();
+	return NULL;
+}
+
+static void test_churn(int forks)
+{
+	pthread_t th[2];
+	long i, verify_bad = 0;
+	int st, good = 0, nfork = 0;
+	pid_t pid;
+
+	for (i = 0; i < 2; i++)
+		start_thread(&th[i], churner, (void *)(intptr_t)i);
+	for (i = 0; i < 12; i++) {
+		idle_ms(60);
+		if (i % 3 == 0)
+			rs_gc_collect(2);
+		verify_bad += rs_heap_verify() != 0;
+		if (!forks || i % 4 != 1)
+			continue;
+		nfork++;
+		pid = fork();
+		if (pid == 0) {
+			rs_clear(&churn_slot);
+			rs_gc_collect(2);
+			_exit(rs_shutdown() == 0 ? 0 : 1);
+		}
+		rs_offline();
+		waitpid(pid, &st, 0);
+		rs_online();
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			good++;
+		else
+			diag("child: status %#x", st);
+	}
+	__atomic_store_n(&churn_stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < 2; i++)
+		join_offline(th[i]);
+	is(churn_bad, 0L, "maps born and dying under readers: every borrowed "
+	   "value live and of its key");
+	is(verify_bad, 0L, "rs_heap_verify during the churn (dead maps' jobs "
+	   "running) finds nothing");
+	if (forks)
+		is(good, nfork, "forks during the churn: each child frees "
+		   "everything (no job lost)");
+	rs_clear(&churn_slot);
+	gc_drain();
+	settle_until(live_objects() == baseline, 5000);
+	is(live_objects(), baseline, "everything freed after the churn");
+}
+
+/* A second runtime after rs_shutdown counts its own leaks (the count of
+ * nodes freed by the reclaimer starts again from zero). */
+static void test_second_runtime(void)
+{
+	rs_config cfg = {0};
+	struct node *leak, *n;
+	rs_map *m;
+
+	cfg.report_leaks = -1;
+	ok(rs_init(&cfg) == 0 && rs_thread_attach() == 0, "rs_init again");
+	m = rs_map_new();
+	n = node_new(1);
+	rs_map_put(m, "a", 1, n);
+	rs_decref(n);
+	rs_decref(m);	/* its node is freed by the reclaimer */
+	leak = node_new(2);
+	(void)leak;
+	is(rs_shutdown(), 1L, "rs_shutdown reports the one leaked object");
+}
+
 int main(void)
 {
 	rs_init(NULL);
@@ -618,12 +743,15 @@ int main(void)
 	test_borrowed();
 	test_collector();
 #ifdef __SANITIZE_THREAD__
-	/* TSan dies when a fork child starts threads (refstore's reclaimer,
-	 * liburcu's resize worker); the other builds cover fork. */
+	/* TSan dies when a fork child starts threads (refstore's reclaimer);
+	 * the other builds cover fork. */
 	skip(2, "ThreadSanitizer cannot follow threads started in a fork child");
+	test_churn(0);
 #else
 	test_fork();
+	test_churn(1);
 #endif
 	is(rs_shutdown(), 0L, "rs_shutdown: no live objects");
+	test_second_runtime();
 	return done_testing();
 }

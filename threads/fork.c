@@ -65,7 +65,6 @@ static void child(void)
 	rs__alloc_fork_child();
 	rs__gc_fork_child();	/* its locks first: the next step takes them */
 	rs__thread_fork_child();
-	rs__reclaim_fork_child_urcu();	/* after the reader records are fixed */
 	if (fork_online)
 		urcu_qsbr_thread_online();
 }

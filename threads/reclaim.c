@@ -59,12 +59,14 @@ static pthread_cond_t pend_cv = PTHREAD_COND_INITIALIZER;
 static struct rs__batch *pending;	/* submitted, not yet taken */
 static struct rs__batch *inflight;	/* taken, waiting for the grace period */
 static struct rs__job *jobs;		/* rs__reclaim_job, not yet run */
+static int jobs_paused;			/* rs__reclaim_jobs_pause, nested */
+static bool job_running;
+static pthread_cond_t job_cv = PTHREAD_COND_INITIALIZER;
 static bool running, started;
 static pthread_t reclaimer;
 static uint64_t gp_count, lat_total, lat_max, lat_n;
 static bool gp_wanted;		/* rs__gp_request: run one even with no batch */
 static bool hold_start;		/* fork child repairing urcu: no thread yet */
-static bool fork_urcu;		/* urcu's fork hooks were called */
 
 /*
  * Grace-period sequence numbers, for the allocator's type stability
@@ -112,28 +114,62 @@ bool rs__gp_passed(uint64_t stamp)
 }
 
 /* Run the queued jobs, oldest first.  Called with pend_lock held; drops it
- * while the jobs run, under job_lock (which fork's prepare step takes, so
- * no job is half done in a child). */
+ * while the jobs run.  The list is taken only under job_lock, which fork's
+ * prepare step takes: a fork never happens between taking jobs and running
+ * them, so a child never loses one.  rs_heap_verify pauses jobs (a job frees
+ * objects, and the world stop does not stop the reclaimer). */
 static void run_jobs_locked(void)
 {
-	struct rs__job *j, *rev = NULL, *next;
+	struct rs__job *j, *list, *next;
 
-	while (jobs) {
-		for (j = jobs, jobs = NULL; j; j = next) {
-			next = j->next;
-			j->next = rev;
-			rev = j;
-		}
+	while (jobs && !jobs_paused) {
 		rs__unlock(&pend_lock);
 		rs__lock(&job_lock);
-		for (j = rev; j; j = next) {
+		rs__lock(&pend_lock);
+		list = NULL;
+		if (!jobs_paused) {
+			for (j = jobs, jobs = NULL; j; j = next) {
+				next = j->next;
+				j->next = list;
+				list = j;
+			}
+		}
+		job_running = list != NULL;
+		rs__unlock(&pend_lock);
+		for (j = list; j; j = next) {
 			next = j->next;
 			j->fn(j);
 		}
 		rs__unlock(&job_lock);
-		rev = NULL;
 		rs__lock(&pend_lock);
+		job_running = false;
+		pthread_cond_broadcast(&job_cv);
 	}
+}
+
+/* Hold jobs back, and wait (offline for urcu: a job may wait for a grace
+ * period) until none is running. */
+void rs__reclaim_jobs_pause(void)
+{
+	bool online = rs__self() && urcu_qsbr_read_ongoing();
+
+	if (online)
+		urcu_qsbr_thread_offline();
+	rs__lock(&pend_lock);
+	jobs_paused++;
+	while (job_running)
+		pthread_cond_wait(&job_cv, &pend_lock.m);
+	rs__unlock(&pend_lock);
+	if (online)
+		urcu_qsbr_thread_online();
+}
+
+void rs__reclaim_jobs_resume(void)
+{
+	rs__lock(&pend_lock);
+	jobs_paused--;
+	pthread_cond_signal(&pend_cv);
+	rs__unlock(&pend_lock);
 }
 
 static void *reclaimer_main(void *unused)
@@ -144,7 +180,8 @@ static void *reclaimer_main(void *unused)
 	(void)unused;
 	rs__lock(&pend_lock);
 	for (;;) {
-		while (!pending && !gp_wanted && !jobs && running)
+		while (!pending && !gp_wanted && (!jobs || jobs_paused) &&
+		       running)
 			pthread_cond_wait(&pend_cv, &pend_lock.m);
 		run_jobs_locked();
 		if (!pending && !gp_wanted) {
@@ -297,13 +334,7 @@ void rs__reclaim_stats(uint64_t *gps, uint64_t *avg, uint64_t *max)
  * caller is offline for urcu, so the grace period in progress can end. */
 void rs__reclaim_fork_prepare(void)
 {
-	rs__lock(&job_lock);
-	/* A map's table has a resize worker thread (liburcu's workqueue),
-	 * which urcu's call_rcu fork hooks pause; they must not be called
-	 * twice, so only once refstore has created a table. */
-	fork_urcu = rs__load_relaxed(&rs__map_used);
-	if (fork_urcu)
-		urcu_qsbr_call_rcu_before_fork();
+	rs__lock(&job_lock);	/* no job (a map's table resize) half done */
 	rs__lock(&pend_lock);
 	rs__lock(&gp_lock);
 }
@@ -312,18 +343,7 @@ void rs__reclaim_fork_parent(void)
 {
 	rs__unlock(&gp_lock);
 	rs__unlock(&pend_lock);
-	if (fork_urcu)
-		urcu_qsbr_call_rcu_after_fork_parent();
 	rs__unlock(&job_lock);
-}
-
-/* urcu's child step restarts the resize worker, which registers as a reader:
- * it runs after thread.c has unlinked the dead threads' reader records
- * (without urcu's registry lock, so only while this thread is alone). */
-void rs__reclaim_fork_child_urcu(void)
-{
-	if (fork_urcu)
-		urcu_qsbr_call_rcu_after_fork_child();
 }
 
 /* The child has no reclaimer thread and forgets the batch lists: every
@@ -335,6 +355,9 @@ void rs__reclaim_fork_child(void)
 	rs__lock_reinit(&gp_lock);
 	rs__lock_reinit(&job_lock);
 	pthread_cond_init(&pend_cv, NULL);
+	pthread_cond_init(&job_cv, NULL);
+	jobs_paused = 0;	/* a pausing thread is gone */
+	job_running = false;
 	pending = inflight = NULL;
 	running = started = false;
 	gp_wanted = false;

@@ -398,5 +398,7 @@ void rs__thread_reset(void)
 {
 	rs__lock(&rs__registry_lock);
 	memset(&rs__retired, 0, sizeof(rs__retired));
+	rs__store_relaxed(&rs__unattached_freed[0], 0);
+	rs__store_relaxed(&rs__unattached_freed[1], 0);
 	rs__unlock(&rs__registry_lock);
 }

@@ -1,0 +1,301 @@
+/*
+ * bench_map.c - the keyed object map against what a C server writes by hand.
+ *
+ * Workload: K keys ("user:<n>") prefilled with small objects; T threads look
+ * up random keys and read a field of the value, and a share W of the
+ * operations replaces the value of a random key with a new object.  Timed
+ * runs of D seconds each, 1 thread and then T threads.
+ *
+ * refstore: rs_map_get (borrowed: no lock, no atomic write), rs_map_put,
+ * rs_safepoint every 64 operations.
+ *
+ * peer: a chained hash table behind a pthread_rwlock (readers share it,
+ * writers take it alone), values counted with C11 atomics: a reader takes a
+ * reference under the read lock (atomic increment) and drops it after use
+ * (atomic decrement, freeing at zero), as a hand-written server must when
+ * it cannot prove no writer frees the value while it reads.
+ *
+ * Printed: operations per second for both, the ratio refstore / peer, and
+ * how T threads scale over one.  No thresholds: this is a measurement.
+ *
+ *   bench_map [-k keys] [-w write_percent] [-d seconds] [-t threads]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "refstore.h"
+#include "bench.h"
+
+static long g_keys = 100000, g_write = 5, g_threads = 2;
+static double g_secs = 1.0;
+
+static int keyf(char *buf, long i)
+{
+	return sprintf(buf, "user:%ld", i);
+}
+
+static inline uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* ---- refstore ---- */
+
+struct val {
+	long id, hits;
+};
+
+static const rs_type val_type = {
+	.name = "val", .size = sizeof(struct val), .flags = RS_TYPE_NO_CYCLES,
+};
+
+static rs_map *g_map;
+
+static void *rs_worker(void *arg)
+{
+	uint64_t s = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ull + 1;
+	long ops = 0, sum = 0, k;
+	char buf[32];
+	struct val *v;
+	int len;
+
+	rs_thread_attach();
+	while (!stopped()) {
+		k = (long)(rnd(&s) % (uint64_t)g_keys);
+		len = keyf(buf, k);
+		if ((long)(rnd(&s) % 100) < g_write) {
+			v = rs_new(&val_type);
+			v->id = k;
+			if (rs_map_put(g_map, buf, (size_t)len, v))
+				die("rs_map_put");
+			rs_decref(v);
+		} else {
+			v = rs_map_get(g_map, buf, (size_t)len);
+			if (!v || v->id != k)
+				die("rs_map_get");
+			sum += v->id;
+		}
+		if ((++ops & 63) == 0)
+			rs_safepoint();
+	}
+	sink(sum);
+	rs_thread_detach();
+	return (void *)ops;
+}
+
+/* ---- peer: rwlock + atomic counts ---- */
+
+struct pval {
+	atomic_long refs;
+	long id;
+};
+
+struct pnode {
+	struct pnode *next;
+	struct pval *val;
+	size_t klen;
+	char key[32];
+};
+
+static struct pnode **g_tab;
+static size_t g_mask;
+static pthread_rwlock_t g_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static uint64_t phash(const char *k, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (n--)
+		h = (h ^ (unsigned char)*k++) * 1099511628211ull;
+	return h;
+}
+
+static void pval_put(struct pval *v)
+{
+	if (atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
+		free(v);
+}
+
+static struct pnode *pfind(const char *k, size_t n)
+{
+	struct pnode *p = g_tab[phash(k, n) & g_mask];
+
+	while (p && (p->klen != n || memcmp(p->key, k, n)))
+		p = p->next;
+	return p;
+}
+
+static void pset(const char *k, size_t n, struct pval *v)
+{
+	struct pnode *p, **b;
+	struct pval *old = NULL;
+
+	pthread_rwlock_wrlock(&g_lock);
+	p = pfind(k, n);
+	if (p) {
+		old = p->val;
+		p->val = v;
+	} else {
+		p = calloc(1, sizeof(*p));
+		if (!p)
+			die("calloc");
+		memcpy(p->key, k, n);
+		p->klen = n;
+		p->val = v;
+		b = &g_tab[phash(k, n) & g_mask];
+		p->next = *b;
+		*b = p;
+	}
+	pthread_rwlock_unlock(&g_lock);
+	if (old)
+		pval_put(old);
+}
+
+static void *peer_worker(void *arg)
+{
+	uint64_t s = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ull + 1;
+	long ops = 0, sum = 0, k;
+	char buf[32];
+	struct pnode *p;
+	struct pval *v;
+	int len;
+
+	while (!stopped()) {
+		k = (long)(rnd(&s) % (uint64_t)g_keys);
+		len = keyf(buf, k);
+		if ((long)(rnd(&s) % 100) < g_write) {
+			v = malloc(sizeof(*v));
+			if (!v)
+				die("malloc");
+			atomic_init(&v->refs, 1);
+			v->id = k;
+			pset(buf, (size_t)len, v);
+		} else {
+			pthread_rwlock_rdlock(&g_lock);
+			p = pfind(buf, (size_t)len);
+			v = p ? p->val : NULL;
+			if (v)
+				atomic_fetch_add_explicit(&v->refs, 1,
+							  memory_order_relaxed);
+			pthread_rwlock_unlock(&g_lock);
+			if (!v || v->id != k)
+				die("peer lookup");
+			sum += v->id;
+			pval_put(v);
+		}
+		ops++;
+	}
+	sink(sum);
+	return (void *)ops;
+}
+
+/* ---- driver ---- */
+
+static double run(void *(*fn)(void *), long nthreads)
+{
+	pthread_t th[64];
+	long i, total = 0;
+	uint64_t t0, t1;
+	void *r;
+
+	atomic_store(&g_stop.v, 0);
+	t0 = now_ns();
+	for (i = 0; i < nthreads; i++)
+		if ((errno = pthread_create(&th[i], NULL, fn, (void *)(intptr_t)(i + 1))))
+			die("pthread_create");
+	usleep((useconds_t)(g_secs * 1e6));
+	atomic_store(&g_stop.v, 1);
+	for (i = 0; i < nthreads; i++) {
+		pthread_join(th[i], &r);
+		total += (long)r;
+	}
+	t1 = now_ns();
+	return (double)total / ((double)(t1 - t0) / 1e9);
+}
+
+static void usage(const char *prog)
+{
+	fprintf(stderr, "usage: %s [-k keys] [-w write_percent] [-d seconds] "
+		"[-t threads]\n", prog);
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	double r1, rn, p1, pn;
+	char buf[32];
+	size_t size = 1;
+	long i;
+	int c, len;
+
+	while ((c = getopt(argc, argv, "k:w:d:t:h")) != -1) {
+		switch (c) {
+		case 'k': g_keys = atol(optarg); break;
+		case 'w': g_write = atol(optarg); break;
+		case 'd': g_secs = atof(optarg); break;
+		case 't': g_threads = atol(optarg); break;
+		default: usage(argv[0]);
+		}
+	}
+	if (g_keys < 1 || g_write < 0 || g_write > 100 || g_secs <= 0 ||
+	    g_threads < 1 || g_threads > 64 || optind != argc)
+		usage(argv[0]);
+
+	if (rs_init(NULL) || rs_thread_attach())
+		die("rs_init");
+	g_map = rs_map_new();
+	for (i = 0; i < g_keys; i++) {
+		struct val *v = rs_new(&val_type);
+
+		v->id = i;
+		len = keyf(buf, i);
+		if (rs_map_put(g_map, buf, (size_t)len, v))
+			die("rs_map_put");
+		rs_decref(v);
+		if ((i & 255) == 0)
+			rs_safepoint();
+	}
+	while (size < (size_t)g_keys)
+		size <<= 1;
+	g_tab = calloc(size, sizeof(*g_tab));
+	g_mask = size - 1;
+	for (i = 0; i < g_keys; i++) {
+		struct pval *v = malloc(sizeof(*v));
+
+		atomic_init(&v->refs, 1);
+		v->id = i;
+		len = keyf(buf, i);
+		pset(buf, (size_t)len, v);
+	}
+	rs_offline();	/* main only waits from here */
+
+	printf("bench_map: %ld keys, %ld%% writes, %.1f s per run\n",
+	       g_keys, g_write, g_secs);
+	r1 = run(rs_worker, 1);
+	p1 = run(peer_worker, 1);
+	rn = run(rs_worker, g_threads);
+	pn = run(peer_worker, g_threads);
+	printf("%-34s %12s %12s %8s\n", "ops/s", "refstore", "rwlock+atomic", "ratio");
+	printf("%-34s %12.3g %12.3g %7.2fx\n", "1 thread", r1, p1, r1 / p1);
+	snprintf(buf, sizeof(buf), "%ld threads", g_threads);
+	printf("%-34s %12.3g %12.3g %7.2fx\n", buf, rn, pn, rn / pn);
+	snprintf(buf, sizeof(buf), "scaling, %ld threads / 1", g_threads);
+	printf("%-34s %11.2fx %11.2fx\n", buf, rn / r1, pn / p1);
+
+	rs_online();
+	if (rs_map_free(g_map))
+		die("rs_map_free");
+	if (rs_shutdown() != 0) {
+		fprintf(stderr, "bench_map: objects left alive\n");
+		return 1;
+	}
+	return 0;
+}
