@@ -182,17 +182,39 @@ int rs__log_decref(struct rs__thread *t, void *obj, bool private_obj)
 batch:
 	if (rs__log_reserve(t))
 		return -1;
+	if (!t->cur->n)
+		t->cur->first_ns = rs__now_ns();
 	t->cur->ent[t->cur->n++] = obj;
 	t->cur->bytes += bytes;
 	pending_add(t, 1, (int64_t)bytes);
 	return 0;
 }
 
+/*
+ * When a safepoint seals the current batch (and so asks for a grace
+ * period): once it holds SEAL_ENTRIES entries or its first entry is
+ * SEAL_NS old.  Sealing at every safepoint made a thread that calls
+ * rs_safepoint between short requests ask for tens of thousands of grace
+ * periods a second, each costing the reclaimer a synchronize_rcu and the
+ * readers futex wake-ups; the bound on deferred memory (defer_limit) is
+ * enforced either way, and going offline seals at once.
+ */
+#define SEAL_ENTRIES 256
+#define SEAL_NS 200000
+
+static bool seal_due(const struct rs__thread *t)
+{
+	const struct rs__batch *b = t->cur;
+
+	return b && b->n && (b->n >= SEAL_ENTRIES ||
+			     rs__now_ns() - b->first_ns >= SEAL_NS);
+}
+
 bool rs__defer_has_work(const struct rs__thread *t)
 {
 	return t->npriv || (t->sealed && (batch_matured(t->sealed) ||
 					   t->self_sync)) ||
-	       (!t->sealed && t->cur && t->cur->n) ||
+	       (!t->sealed && seal_due(t)) ||
 	       rs__load_relaxed(&t->c.pending_bytes) > rs__rt.defer_limit;
 }
 
@@ -257,7 +279,7 @@ void rs__defer_safepoint(struct rs__thread *t)
 		batch_recycle(t, sealed_pop(t));
 		rs__safepoint_poll(t);
 	}
-	if (!t->sealed)
+	if (!t->sealed && seal_due(t))
 		seal(t);
 	if (rs__load_relaxed(&t->c.pending_bytes) > rs__rt.defer_limit ||
 	    (t->self_sync && t->sealed)) {
@@ -265,6 +287,14 @@ void rs__defer_safepoint(struct rs__thread *t)
 		rs__bump_owner(&t->c.defer_waits, 1);
 		apply_all_sealed(t);
 	}
+}
+
+/* Going offline: seal what is logged, so its grace period can pass while
+ * the thread is away. */
+void rs__defer_seal(struct rs__thread *t)
+{
+	if (!t->sealed)
+		seal(t);
 }
 
 /* Detach: apply everything this thread logged. */

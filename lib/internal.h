@@ -144,6 +144,7 @@ struct rs__batch {
 				   marks it matured itself). Sync: owner */
 	size_t bytes;		/* sum of the named objects' sizes */
 	uint64_t sealed_ns;	/* Sync: owner, before submission */
+	uint64_t first_ns;	/* when the first entry was logged. Sync: owner */
 	void *ent[];		/* objects to decrement, in log order */
 };
 
@@ -365,6 +366,7 @@ int rs__log_reserve(struct rs__thread *t);
 int rs__log_room(struct rs__thread *t, size_t n);
 bool rs__defer_has_work(const struct rs__thread *t);
 void rs__defer_safepoint(struct rs__thread *t);
+void rs__defer_seal(struct rs__thread *t);
 int rs__defer_init(struct rs__thread *t);
 void rs__defer_flush(struct rs__thread *t);
 void rs__defer_release(struct rs__thread *t);

@@ -180,6 +180,7 @@ int rs_offline(void)
 	/* Going offline is a quiescent point: finish the interval's work so
 	 * an offline thread holds back as little as possible. */
 	rs_safepoint();
+	rs__defer_seal(t);
 	RS_TSAN_QUIESCENT();
 	urcu_qsbr_thread_offline();
 	rs__set_state(t, RS__T_OFFLINE);
