@@ -6,6 +6,9 @@
 #   make check SANITIZE=thread    ... under TSan (build/thread)
 #   make check DEBUG=1    ... with the debug checks (build/debug)
 #   make bench            the benchmarks (release build), ratios against peers
+#   make demo             the demo: a threaded server's requests on refstore and
+#                         on the Boehm GC, pauses under contention (docs/demo.md)
+#                         (flags through DEMO_ARGS, e.g. DEMO_ARGS="--seconds 4")
 #   make install PREFIX=/usr/local
 #   make deps             check (and on Debian, as root, install) dependencies
 #
@@ -75,10 +78,11 @@ TEST_SH  := $(wildcard tests/*.sh)
 
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCHES   := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+DEMO      := $(B)/bench/demo
 
 VERSION := 0.1.0
 
-.PHONY: all lib check bench install uninstall clean deps FORCE
+.PHONY: all lib check bench demo install uninstall clean deps FORCE
 all: lib
 lib: $(B)/librefstore.a $(B)/librefstore.so
 
@@ -209,8 +213,42 @@ $(B)/.bench-deps: | $(B)/.deps
 	 fi
 	@touch $@
 
-bench: $(BENCHES)
+bench: $(BENCHES) $(DEMO)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+# --------------------------------------------------------------------------
+# The demo (docs/demo.md): worker threads serving requests against a map of
+# object graphs, on refstore and, in another process, on the Boehm GC.  Built
+# like bench_gc (with libgc when gc.h is there, else without that peer);
+# gnuplot draws its chart.  Both are optional: .demo-deps installs them as
+# root (libgc-dev, gnuplot-nox), otherwise says in one line what is skipped.
+# --------------------------------------------------------------------------
+DEMO_ARGS ?=
+
+$(DEMO): bench/demo.c bench/bench.h include/refstore.h $(B)/librefstore.a $(B)/.demo-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) $< -o $@ \
+	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
+
+$(B)/.demo-deps: | $(B)/.deps
+	@debs=""; \
+	 { pkg-config --exists bdw-gc || [ -f /usr/include/gc.h ]; } 2>/dev/null || debs="libgc-dev"; \
+	 command -v gnuplot >/dev/null 2>&1 || debs="$${debs:+$$debs }gnuplot-nox"; \
+	 if [ -n "$$debs" ]; then \
+	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	     echo "refstore: installing $$debs (the demo's peer and chart)"; \
+	     export DEBIAN_FRONTEND=noninteractive; \
+	     { apt-get install -y -qq $$debs || \
+	       { apt-get update -qq && apt-get install -y -qq $$debs; }; } >/dev/null 2>&1 || \
+	       echo "refstore: apt-get install $$debs failed; the demo skips what is missing"; \
+	   else \
+	     echo "refstore: the demo skips what needs $$debs (apt-get install $$debs)"; \
+	   fi; \
+	 fi
+	@touch $@
+
+demo: $(DEMO)
+	$(DEMO) $(DEMO_ARGS)
 
 # --------------------------------------------------------------------------
 # Install

@@ -490,33 +490,6 @@ static void run_boehm(void)
 static char g_pyver[64] = "?";
 static char g_pyskip[PATH_MAX + 128];
 
-/* bench/peers/gc_peer.py from the current directory, else from the source
- * tree this binary was built in (build/<variant>/bench/bench_gc). */
-static int find_script(char *buf, size_t len)
-{
-	static const char rel[] = "bench/peers/gc_peer.py";
-	char exe[PATH_MAX];
-	ssize_t k;
-	char *s;
-	int up;
-
-	if (access(rel, R_OK) == 0) {
-		snprintf(buf, len, "%s", rel);
-		return 0;
-	}
-	k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (k <= 0)
-		return -1;
-	exe[k] = '\0';
-	for (up = 0; up < 4; up++) {
-		if (!(s = strrchr(exe, '/')))
-			return -1;
-		*s = '\0';
-	}
-	if ((size_t)snprintf(buf, len, "%s/%s", exe, rel) >= len)
-		return -1;
-	return access(buf, R_OK);
-}
 
 static int case_of(const char *name)
 {
@@ -542,7 +515,8 @@ static void run_python(void)
 	int c, st, lines = 0;
 	FILE *f;
 
-	if (find_script(script, sizeof(script)) || strchr(script, '\'')) {
+	if (source_file("bench/peers/gc_peer.py", script, sizeof(script)) ||
+	    strchr(script, '\'')) {
 		g_skip[PY] = "peer skipped: bench/peers/gc_peer.py not found "
 			     "(run from the source tree)";
 		return;

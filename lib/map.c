@@ -57,9 +57,11 @@
  *      (each lookup then walks several nodes, a cache miss each), and its
  *      worker thread, a qsbr reader, takes the table's resize mutex while
  *      online, so an explicit cds_lfht_resize from another thread can
- *      deadlock with it.  Instead, when a put takes the count past the size
- *      last asked for, or a del below an eighth of it, the map queues one
- *      resize job to two to four buckets per entry.  The reclaimer runs it
+ *      deadlock with it.  Instead, when a put takes the count past twice
+ *      the size last asked for, or a del below a quarter of it, the map
+ *      queues one resize job to one bucket per one or two entries (fewer
+ *      buckets would lengthen lookups; more would slow the walks of traverse
+ *      and foreach, which pass every bucket).  The reclaimer runs it
  *      registered as a urcu reader (the resize walks the table in read-side
  *      sections and waits for grace periods, which urcu-qsbr allows an
  *      online caller), then unregisters.  With no worker thread, fork needs
@@ -238,13 +240,13 @@ static void map_resize_run(struct rs__job *j)
 	rs__store_release(&mj->resizing, 0);
 }
 
-/* Ask for a table of two to four buckets per entry (M6). */
+/* Ask for a table of one bucket per one or two entries (M6). */
 static void resize(struct rs_map *m, long count)
 {
 	struct map_job *mj = m->job;
 	unsigned long want = 16;
 
-	while (want < (unsigned long)count * 2)
+	while (want * 2 <= (unsigned long)count)
 		want <<= 1;
 	if (want == rs__load_relaxed(&mj->size) ||
 	    rs__xchg_acquire(&mj->resizing, 1))
@@ -258,8 +260,8 @@ static inline void check_size(struct rs_map *m, long count)
 {
 	unsigned long size = rs__load_relaxed(&m->job->size);
 
-	if (RS_UNLIKELY((unsigned long)count > size ||
-			((unsigned long)count < size / 8 && size > 16)))
+	if (RS_UNLIKELY((unsigned long)count > size * 2 ||
+			((unsigned long)count < size / 4 && size > 16)))
 		resize(m, count);
 }
 
