@@ -429,6 +429,7 @@ struct rs__stop_stats {
 void rs__safepoint_poll(struct rs__thread *t);
 void rs__world_stop(void);
 void rs__world_resume(struct rs__stop_stats *out);
+uint64_t rs__world_stop_token(void);
 void rs__world_stats(uint64_t *stops, uint64_t *ttsp_max, uint64_t *ttsp_total,
 		     uint64_t *pause_max, uint64_t *pause_total);
 bool rs__lease_offline(struct rs__thread *t);

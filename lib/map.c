@@ -66,6 +66,16 @@
  *      sections and waits for grace periods, which urcu-qsbr allows an
  *      online caller), then unregisters.  With no worker thread, fork needs
  *      only the reclaimer's job lock: no resize is half done in a child.
+ * (M7) Walks in one stop.  A full collection walks a reachable map twice
+ *      (trial deletion, then the reachability pass), and a walk of the
+ *      split-ordered list is a chain of cache misses.  While the world is
+ *      stopped the table cannot change (no put or del runs; a resize job
+ *      moves buckets, not entries), so the first walk in a stop records the
+ *      values in an array kept with the map, and later walks in the same
+ *      stop (rs__world_stop_token, the stopping thread only) read the
+ *      array.  Written and read only by the thread holding the world
+ *      stopped; the world lock's release and acquire order one stopper's
+ *      writes before the next stopper's reads.
  */
 #define RS_BUILDING 1
 #include "internal.h"
@@ -97,6 +107,10 @@ struct map_job {
 	struct rs__job job;	/* destruction (M5) */
 	struct cds_lfht *ht;
 	struct node *dead;	/* unlinked nodes, through node->value */
+	void **snap;		/* the values, as the last walk with the world
+				   stopped found them (M7) */
+	size_t snap_n, snap_cap;
+	uint64_t snap_token;	/* rs__world_stop_token of that walk */
 	struct rs__job resize;	/* resizing the table (M6) */
 	unsigned long size;	/* buckets asked for.  Sync: atomic */
 	int resizing;		/* resize is queued.  Sync: atomic */
@@ -179,20 +193,52 @@ static int match(struct cds_lfht_node *lf, const void *arg)
 /* The map as an object                                                    */
 /* ---------------------------------------------------------------------- */
 
+/* Walk the table; with the world stopped by this thread, also record the
+ * values, so the next walk in the same stop reads an array instead (M7). */
 static void map_traverse(void *obj, rs_visit_fn visit, void *arg)
 {
 	struct rs_map *m = obj;
+	struct map_job *mj = m->job;
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *lf;
 	struct node *n;
+	uint64_t token;
+	size_t i, cap;
+	void **p;
+	bool keep;
 
 	if (!m->ht)
 		return;
+	token = rs__world_stop_token();
+	if (token && mj->snap_token == token) {
+		for (i = 0; i < mj->snap_n; i++)
+			visit(mj->snap[i], arg);
+		return;
+	}
+	keep = token != 0;
+	if (keep) {	/* only a stopper touches the record */
+		mj->snap_token = 0;
+		mj->snap_n = 0;
+	}
 	cds_lfht_for_each(m->ht, &it, lf) {
 		n = node_of(lf);
 		(void)rs__load_acquire(&n->klen);	/* (M3) */
+		if (keep && mj->snap_n == mj->snap_cap) {
+			cap = mj->snap_cap ? 2 * mj->snap_cap : 1024;
+			p = realloc(mj->snap, cap * sizeof(*p));
+			if (p) {
+				mj->snap = p;
+				mj->snap_cap = cap;
+			} else {
+				keep = false;
+			}
+		}
+		if (keep)
+			mj->snap[mj->snap_n++] = n->value;
 		visit(n->value, arg);
 	}
+	if (keep)
+		mj->snap_token = token;
 }
 
 /* (M5) Runs on the reclaimer, after every resize job queued before it.
@@ -223,6 +269,7 @@ static void map_job_run(struct rs__job *j)
 		next = n->value;
 		rs__obj_free_unattached(rs__head_of(n));
 	}
+	free(mj->snap);
 	free(mj);
 }
 
@@ -273,6 +320,7 @@ static void map_destroy(void *obj)
 	struct map_job *mj = m->job;
 
 	if (!m->ht) {
+		free(mj->snap);
 		free(mj);
 		return;
 	}

@@ -499,6 +499,32 @@ static void test_collector(void)
 	is(bad, 0L, "... and are still in the map");
 	is(rs_heap_verify(), 0L, "heap consistent");
 
+	/* change the map between collections: each stop walks it afresh */
+	for (i = 50; i < 100; i++)
+		bad += rs_map_del(m, buf, (size_t)keyf(buf, i)) != 0;
+	for (i = 0; i < 10; i++) {
+		r = ring(&node_type, 3);
+		r->value = i;
+		bad += rs_map_put(m, buf, (size_t)keyf(buf, i), r) != 0;
+		rs_decref(r);
+	}
+	gc_drain();
+	settle_until(destroyed() == d0 + 180, 3000);
+	is(destroyed(), d0 + 180, "after deleting 50 values and replacing 10 "
+	   "between collections, exactly those 60 rings were freed");
+	for (i = 0; i < 50; i++) {
+		r = rs_map_get(m, buf, (size_t)keyf(buf, i));
+		bad += !r || r->magic != NODE_ALIVE || r->value != i;
+	}
+	is(bad, 0L, "... and the other 50 values are alive and in the map");
+	d0 = destroyed();
+	for (i = 50; i < 100; i++) {	/* back to 100 rings */
+		r = ring(&node_type, 3);
+		r->value = i;
+		rs_map_put(m, buf, (size_t)keyf(buf, i), r);
+		rs_decref(r);
+	}
+
 	r = rs_map_get(m, "key-5", 5);
 	rf.want = r;
 	rf.n = 0;

@@ -74,6 +74,11 @@ static pthread_cond_t stopped_cv = PTHREAD_COND_INITIALIZER;
 
 /* All Sync: world lock */
 static uint64_t epoch;
+/* Which thread holds the world stopped, and a number for this stop (never
+ * 0, never reused).  Sync: atomic (relaxed): written by the stopper, read
+ * to compare with oneself (rs__world_stop_token). */
+static struct rs__thread *stopped_by;
+static uint64_t stop_token, stop_count;
 static struct rs__thread *stopper;
 static uint64_t stop_begin, stop_reached;
 static uint64_t nstops, ttsp_max, ttsp_total, pause_max, pause_total;
@@ -296,9 +301,23 @@ void rs__world_stop(void)
 			pthread_cond_wait(&stopped_cv, &world_lock.m);
 	}
 	stop_reached = rs__now_ns();
+	rs__store_relaxed(&stop_token, ++stop_count);
+	rs__store_relaxed(&stopped_by, t);
 	rs__unlock(&world_lock);
 	if (online)
 		urcu_qsbr_thread_online();
+}
+
+/* Non-zero, and the same number throughout, while the calling (attached)
+ * thread holds the world stopped: what is cached under it stays true until
+ * the world resumes (lib/map.c). */
+uint64_t rs__world_stop_token(void)
+{
+	struct rs__thread *t = rs__self();
+
+	if (!t || rs__load_relaxed(&stopped_by) != t)
+		return 0;
+	return rs__load_relaxed(&stop_token);
 }
 
 void rs__world_resume(struct rs__stop_stats *out)
@@ -326,6 +345,7 @@ void rs__world_resume(struct rs__stop_stats *out)
 	if (pause > pause_max)
 		pause_max = pause;
 	stopper = NULL;
+	rs__store_relaxed(&stopped_by, NULL);
 	rs__store_seq_cst(&rs__stop_requested, 0);
 	epoch++;
 	pthread_cond_broadcast(&world_cv);
