@@ -5,7 +5,10 @@
 #   make check SANITIZE=address   ... under ASan+UBSan (build/address)
 #   make check SANITIZE=thread    ... under TSan (build/thread)
 #   make check DEBUG=1    ... with the debug checks (build/debug)
-#   make bench            the benchmarks (release build), ratios against peers
+#   make bench            the benchmarks (release build), ratios against peers,
+#                         briefly (a few minutes); outputs and one summary
+#                         (table, chart) in build/bench
+#   make bench-long       the same with longer runs and more repeats
 #   make demo             the demo: a threaded server's requests on refstore and
 #                         on the Boehm GC, pauses under contention (docs/demo.md)
 #                         (flags through DEMO_ARGS, e.g. DEMO_ARGS="--seconds 4")
@@ -189,32 +192,94 @@ $(B)/bench/bench_gc: bench/bench_gc.c bench/bench.h $(HDRS) $(B)/librefstore.a $
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
-# The benchmarks' extra peers: mimalloc (bench_alloc; required), the Boehm
-# GC and python3 (bench_gc, which skips a missing peer, so they are not):
-# checked, and installed as root (with an apt-get update if the package
-# lists are stale).
+# bench_gcbench (GCBench) and bench_bintree (binary-trees) run the same
+# trees on refstore, the Boehm GC and glibc malloc: linked like bench_gc
+# (with libgc when gc.h is there, else without that peer).
+$(B)/bench/bench_gcbench: bench/bench_gcbench.c bench/bench.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
+	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
+
+$(B)/bench/bench_bintree: bench/bench_bintree.c bench/bench.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
+	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
+
+# The benchmarks' extra peers and tools: mimalloc (bench_alloc; required),
+# the Boehm GC and python3 (bench_gc, which skips a missing peer), python3
+# for the summary (bench/report.py) and gnuplot for its chart (both skipped
+# when missing, so they are not required): checked, and installed as root
+# (with an apt-get update if the package lists are stale).
 $(B)/.bench-deps: | $(B)/.deps
 	@debs=""; \
 	 [ -f /usr/include/mimalloc.h ] || debs="libmimalloc-dev"; \
 	 { pkg-config --exists bdw-gc || [ -f /usr/include/gc.h ]; } 2>/dev/null || debs="$$debs libgc-dev"; \
 	 command -v python3 >/dev/null 2>&1 || debs="$$debs python3"; \
+	 command -v gnuplot >/dev/null 2>&1 || debs="$$debs gnuplot-nox"; \
 	 if [ -n "$$debs" ]; then \
 	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	     echo "refstore: installing $$debs (benchmarks)"; \
 	     export DEBIAN_FRONTEND=noninteractive; \
 	     { apt-get install -y -qq $$debs || \
-	       { apt-get update -qq && apt-get install -y -qq $$debs; }; } >/dev/null || \
-	       { echo "refstore: apt-get install $$debs failed"; exit 1; }; \
-	   elif ! [ -f /usr/include/mimalloc.h ]; then \
-	     echo "refstore: the benchmarks need $$debs: apt-get install $$debs"; exit 1; \
-	   else \
-	     echo "refstore: bench_gc's peers need $$debs (apt-get install $$debs); bench_gc will skip them"; \
+	       { apt-get update -qq && apt-get install -y -qq $$debs; } || \
+	       for d in $$debs; do apt-get install -y -qq $$d || echo "refstore: apt-get install $$d failed" >&2; done; \
+	     } >/dev/null; \
 	   fi; \
+	   if ! [ -f /usr/include/mimalloc.h ]; then \
+	     echo "refstore: the benchmarks need libmimalloc-dev: apt-get install libmimalloc-dev"; exit 1; \
+	   fi; \
+	   { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; } || \
+	     echo "refstore: missing$$debs (apt-get install$$debs): the benchmarks skip the peers, summary or chart that need them"; \
 	 fi
 	@touch $@
 
-bench: $(BENCHES) $(DEMO)
-	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+# make bench runs every bench/bench_*.c program in turn (the demo is built
+# but not run: that is make demo), each with BENCH_ARGS_<program> (short
+# settings: all of it in a few minutes on 2 cores) or, for make bench-long,
+# BENCH_LONG_ARGS_<program>; a program without such a variable runs with its
+# own defaults.  Each one's output goes to the terminal and to
+# $(BENCH_OUT)/<program>.txt; then bench/report.py reads the summary rows
+# (BENCHROW lines) of those files and writes $(BENCH_OUT)/summary.md and
+# ratios.png.  A program that fails does not stop the others; the target
+# fails at the end.  A missing peer only drops that peer's rows.
+BENCH_OUT ?= build/bench
+BENCH_ARGS_bench_refcount      ?= 0.2 5
+BENCH_LONG_ARGS_bench_refcount ?= 1 9
+BENCH_ARGS_bench_alloc         ?= 0.1 5
+BENCH_LONG_ARGS_bench_alloc    ?= 0.5 9
+BENCH_ARGS_bench_stw           ?= -d 2 -r 5
+BENCH_LONG_ARGS_bench_stw      ?= -d 10 -r 10
+BENCH_ARGS_bench_gc            ?= -n 1000000 -b 15000000
+BENCH_LONG_ARGS_bench_gc       ?= -n 1000000 -b 15000000
+BENCH_ARGS_bench_map           ?= -d 0.3 -r 5
+BENCH_LONG_ARGS_bench_map      ?= -d 2 -r 9
+
+# $(call bench_run,program,arguments): one program; a failure is noted in
+# the shell variable failed.
+bench_run = n=$(notdir $(1)); t=$$(date +%s); echo "== $$n $(2)"; \
+	{ $(1) $(2) 2>&1; echo $$? >$(BENCH_OUT)/$$n.rc; } | tee $(BENCH_OUT)/$$n.txt; \
+	rc=$$(cat $(BENCH_OUT)/$$n.rc); rm -f $(BENCH_OUT)/$$n.rc; \
+	echo "== $$n: exit $$rc, $$(( $$(date +%s) - t )) s"; \
+	[ "$$rc" = 0 ] || failed="$$failed $$n";
+
+# $(call bench_all,BENCH_ARGS or BENCH_LONG_ARGS)
+bench_all = @mkdir -p $(BENCH_OUT); failed=""; start=$$(date +%s); \
+	$(foreach b,$(BENCHES),$(call bench_run,$(b),$($(1)_$(notdir $(b))))) \
+	echo "== all benchmarks: $$(( $$(date +%s) - start )) s"; \
+	if command -v python3 >/dev/null 2>&1; then \
+	  python3 bench/report.py --out $(BENCH_OUT) \
+	    $(foreach b,$(BENCHES),$(BENCH_OUT)/$(notdir $(b)).txt) || failed="$$failed report.py"; \
+	else \
+	  echo "refstore: python3 is missing: no summary (apt-get install python3)"; \
+	fi; \
+	if [ -n "$$failed" ]; then echo "bench: failed:$$failed"; exit 1; fi
+
+.PHONY: bench-long
+bench: $(BENCHES) $(DEMO) $(B)/.bench-deps
+	$(call bench_all,BENCH_ARGS)
+
+bench-long: $(BENCHES) $(DEMO) $(B)/.bench-deps
+	$(call bench_all,BENCH_LONG_ARGS)
 
 # --------------------------------------------------------------------------
 # The demo (docs/demo.md): worker threads serving requests against a map of

@@ -2,15 +2,21 @@
  * bench_alloc.c - rs_new + rs_decref (reclaimed) against glibc malloc,
  * jemalloc and mimalloc on the same sizes and pattern.
  *
- *   bench_alloc [seconds per measure]   (default 0.2)
+ *   bench_alloc [seconds per measure [runs]]   (default 0.2 s, 5 runs)
  *
  * Same-thread pattern: allocate, give back, and every BATCH iterations the
  * memory is really released: rs_safepoint applies the private decrements
  * (destroying the objects), the peers free the BATCH blocks they kept.  The
  * peers allocate the same bytes as refstore does (payload + 32-byte header).
+ * It runs on 1 thread and on N threads at once (N = the online CPUs), each
+ * run of one thread followed by a run of N, so that "N threads run X x one
+ * thread" (N * ns(1) / ns(N), throughput) can be taken run by run.
  * Producer/consumer: one thread allocates and passes each block through a
  * ring to another thread that releases it (rs_decref of a published object
- * for refstore, free for the peers).  Prints ns per object and ratios.
+ * for refstore, free for the peers).  Prints ns per object (per thread) as
+ * the median and [min-max] of the runs, and refstore's speed-up (peer ns /
+ * refstore ns, of the medians); the last lines are the summary rows for
+ * bench/report.py (BENCHROW, bench.h).
  */
 #define _GNU_SOURCE 1
 #include <jemalloc/jemalloc.h>
@@ -21,27 +27,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "refstore.h"
+#include "bench.h"
 
 extern void *__libc_malloc(size_t);
 extern void __libc_free(void *);
 
 #define BATCH 64
-#define RUNS 5
+#define MAXRUNS 51
+#define MAXT 64
 
 static double seconds = 0.2;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+static int runs = 5;
+static int nthr;		/* N: the online CPUs, at most MAXT */
 
 enum impl { RS, GLIBC, JEMALLOC, MIMALLOC, NIMPL };
 static const char *impl_name[NIMPL] = {"refstore", "glibc", "jemalloc", "mimalloc"};
+static const char *peer_label[NIMPL] = {	/* in the summary rows */
+	"refstore", "glibc malloc+free", "jemalloc mallocx+sdallocx",
+	"mimalloc mi_malloc+mi_free",
+};
 
 static void *peer_alloc(int impl, size_t n)
 {
@@ -72,7 +79,7 @@ struct job {
 	double ns;
 };
 
-static void *volatile sink;
+static void *volatile sink_ptr;
 
 /* One thread's same-thread loop; returns ns per object. */
 static double same_thread(int impl, rs_type *type, uint64_t iters)
@@ -91,7 +98,7 @@ static double same_thread(int impl, rs_type *type, uint64_t iters)
 				void *o = rs_new(type);
 
 				((char *)o)[0] = 1;
-				sink = o;
+				sink_ptr = o;
 				rs_decref(o);
 			}
 			rs_safepoint();
@@ -99,7 +106,7 @@ static double same_thread(int impl, rs_type *type, uint64_t iters)
 			for (k = 0; k < BATCH; k++) {
 				keep[k] = peer_alloc(impl, bytes);
 				((char *)keep[k])[0] = 1;
-				sink = keep[k];
+				sink_ptr = keep[k];
 			}
 			for (k = 0; k < BATCH; k++)
 				peer_free(impl, keep[k], bytes);
@@ -126,40 +133,80 @@ static uint64_t calibrate(int impl, rs_type *type)
 	return (uint64_t)(seconds * 1e9 / (ns > 1 ? ns : 1)) / BATCH * BATCH + BATCH;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* One run of nthreads running the same loop at once: ns per object per
+ * thread. */
+static double run_same(int impl, rs_type *type, int nthreads, uint64_t iters)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	struct job j[MAXT];
+	pthread_t t[MAXT];
+	double ns = 0;
+	int i;
 
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v)
-{
-	qsort(v, RUNS, sizeof(*v), cmp_double);
-	return v[RUNS / 2];
-}
-
-/* nthreads running the same loop at once: ns per object per thread */
-static double measure_same(int impl, rs_type *type, int nthreads)
-{
-	double v[RUNS];
-	uint64_t iters = calibrate(impl, type);
-	struct job j[2];
-	pthread_t t[2];
-	int r, i;
-
-	for (r = 0; r < RUNS; r++) {
-		for (i = 0; i < nthreads; i++) {
-			j[i] = (struct job){impl, type, iters, 0};
-			pthread_create(&t[i], NULL, same_main, &j[i]);
-		}
-		v[r] = 0;
-		for (i = 0; i < nthreads; i++) {
-			pthread_join(t[i], NULL);
-			v[r] += j[i].ns / nthreads;
-		}
+	for (i = 0; i < nthreads; i++) {
+		j[i] = (struct job){impl, type, iters, 0};
+		if (pthread_create(&t[i], NULL, same_main, &j[i]))
+			die("pthread_create");
 	}
-	return median(v);
+	for (i = 0; i < nthreads; i++) {
+		pthread_join(t[i], NULL);
+		ns += j[i].ns / nthreads;
+	}
+	return ns;
+}
+
+/* The runs of one (impl, size): v1[r] on one thread, vn[r] on nthr threads
+ * (not measured, left 0, on one CPU). */
+static void measure_same(int impl, rs_type *type, double *v1, double *vn)
+{
+	uint64_t iters = calibrate(impl, type);
+	int r;
+
+	for (r = 0; r < runs; r++) {
+		v1[r] = run_same(impl, type, 1, iters);
+		vn[r] = nthr > 1 ? run_same(impl, type, nthr, iters) : 0;
+	}
+}
+
+/* Median and [min-max] of n runs (v is left as it was). */
+static double stats(const double *v, double *lo, double *hi)
+{
+	double s[MAXRUNS];
+
+	memcpy(s, v, sizeof(s[0]) * (size_t)runs);
+	return bench_median(s, runs, lo, hi);
+}
+
+static double med(const double *v)
+{
+	return stats(v, NULL, NULL);
+}
+
+/* Run by run, nthr * ns(1 thread) / ns(nthr threads): median, [min-max]. */
+static double scaling(const double *v1, const double *vn, double *lo,
+		      double *hi)
+{
+	double s[MAXRUNS];
+	int r;
+
+	for (r = 0; r < runs; r++)
+		s[r] = vn[r] > 0 ? nthr * v1[r] / vn[r] : 0;
+	return bench_median(s, runs, lo, hi);
+}
+
+/* One line of the table: each implementation's median [min-max], and
+ * refstore's speed-up over each peer. */
+static void table_line(const char *label, double v[NIMPL][MAXRUNS])
+{
+	double m[NIMPL], lo, hi;
+	int i;
+
+	printf("%-22s", label);
+	for (i = 0; i < NIMPL; i++) {
+		m[i] = stats(v[i], &lo, &hi);
+		printf(" %8.2f [%7.2f-%7.2f]", m[i], lo, hi);
+	}
+	printf("   %.2fx %.2fx %.2fx\n", m[GLIBC] / m[RS], m[JEMALLOC] / m[RS],
+	       m[MIMALLOC] / m[RS]);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -200,9 +247,9 @@ static void *consumer(void *unused)
 	return NULL;
 }
 
-static double measure_pc(int impl, rs_type *type)
+/* The runs of one (impl, size) into v[0..runs-1]. */
+static void measure_pc(int impl, rs_type *type, double *v)
 {
-	double v[RUNS];
 	uint64_t i, head, t0;
 	pthread_t c;
 	void *p;
@@ -211,7 +258,7 @@ static double measure_pc(int impl, rs_type *type)
 	pc_impl = impl;
 	pc_type = type;
 	pc_iters = (uint64_t)(seconds * 1e9 / 2000);
-	for (r = 0; r < RUNS; r++) {
+	for (r = 0; r < runs; r++) {
 		ring_head = ring_tail = 0;
 		if (impl == RS)
 			rs_thread_attach();
@@ -241,44 +288,112 @@ static double measure_pc(int impl, rs_type *type)
 			rs_thread_detach();
 		}
 	}
-	return median(v);
 }
+
+/* same[size][impl][run], on 1 thread and on nthr threads; pc: producer /
+ * consumer */
+static double same1[3][NIMPL][MAXRUNS], samen[3][NIMPL][MAXRUNS];
+static double pc[3][NIMPL][MAXRUNS];
 
 int main(int argc, char **argv)
 {
 	rs_type *types[3] = {&type16, &type64, &type256};
 	struct rs_config cfg;
-	double ns[NIMPL];
-	int s, impl, nt;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	double lo, hi, x;
+	char label[96], cell[64];
+	int s, impl;
 
 	if (argc > 1)
 		seconds = atof(argv[1]);
+	if (argc > 2)
+		runs = atoi(argv[2]);
+	if (argc > 3 || !(seconds > 0 && seconds < 3600) || runs < 1 ||
+	    runs > MAXRUNS) {
+		fprintf(stderr, "usage: %s [seconds-per-measure [runs 1..%d]]\n",
+			argv[0], MAXRUNS);
+		return 2;
+	}
+	nthr = ncpu < 1 ? 1 : ncpu > MAXT ? MAXT : (int)ncpu;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.report_leaks = -1;
 	rs_init(&cfg);
 	printf("rs_new+rs_decref (freed at the next safepoint, every %d) vs "
-	       "malloc+free of the same bytes; ns per object, median of %d\n",
-	       BATCH, RUNS);
-	printf("%-22s %9s %9s %9s %9s   %s\n", "pattern", "refstore", "glibc",
-	       "jemalloc", "mimalloc", "refstore speed-up vs glibc/jemalloc/mimalloc");
-	for (nt = 1; nt <= 2; nt++) {
-		for (s = 0; s < 3; s++) {
-			for (impl = 0; impl < NIMPL; impl++)
-				ns[impl] = measure_same(impl, types[s], nt);
-			printf("same thread %zu B, %dT %9.2f %9.2f %9.2f %9.2f   "
-			       "%.2fx %.2fx %.2fx\n", types[s]->size, nt, ns[0],
-			       ns[1], ns[2], ns[3], ns[1] / ns[0], ns[2] / ns[0],
-			       ns[3] / ns[0]);
-		}
+	       "malloc+free of the same bytes;\nns per object per thread, "
+	       "median [min-max] of %d runs, %.3f s each; N = %d online CPUs\n",
+	       BATCH, runs, seconds, nthr);
+	fflush(stdout);
+	for (s = 0; s < 3; s++)
+		for (impl = 0; impl < NIMPL; impl++)
+			measure_same(impl, types[s], same1[s][impl],
+				     samen[s][impl]);
+	for (s = 0; s < 3; s++)
+		for (impl = 0; impl < NIMPL; impl++)
+			measure_pc(impl, types[s], pc[s][impl]);
+
+	printf("%-22s %26s %26s %26s %26s   %s\n", "pattern", "refstore",
+	       "glibc", "jemalloc", "mimalloc",
+	       "refstore speed-up vs glibc/jemalloc/mimalloc");
+	for (s = 0; s < 3; s++) {
+		snprintf(label, sizeof(label), "same thread %zu B, 1T",
+			 types[s]->size);
+		table_line(label, same1[s]);
+	}
+	for (s = 0; nthr > 1 && s < 3; s++) {
+		snprintf(label, sizeof(label), "same thread %zu B, %dT",
+			 types[s]->size, nthr);
+		table_line(label, samen[s]);
 	}
 	for (s = 0; s < 3; s++) {
-		for (impl = 0; impl < NIMPL; impl++)
-			ns[impl] = measure_pc(impl, types[s]);
-		printf("prod/cons %zu B        %9.2f %9.2f %9.2f %9.2f   "
-		       "%.2fx %.2fx %.2fx\n", types[s]->size, ns[0], ns[1], ns[2],
-		       ns[3], ns[1] / ns[0], ns[2] / ns[0], ns[3] / ns[0]);
+		snprintf(label, sizeof(label), "prod/cons %zu B",
+			 types[s]->size);
+		table_line(label, pc[s]);
 	}
-	(void)impl_name;
+
+	if (nthr > 1) {
+		printf("\nscaling of the same-thread pattern: %d threads run X "
+		       "x one thread (throughput, run by run, median "
+		       "[min-max]; %dx is perfect)\n", nthr, nthr);
+		printf("%-22s", "");
+		for (impl = 0; impl < NIMPL; impl++)
+			printf(" %26s", impl_name[impl]);
+		printf("\n");
+		for (s = 0; s < 3; s++) {
+			snprintf(label, sizeof(label), "same thread %zu B",
+				 types[s]->size);
+			printf("%-22s", label);
+			for (impl = 0; impl < NIMPL; impl++) {
+				x = scaling(same1[s][impl], samen[s][impl],
+					    &lo, &hi);
+				snprintf(cell, sizeof(cell), "%5.2fx [%5.2f-%5.2f]",
+					 x, lo, hi);
+				printf(" %26s", cell);
+			}
+			printf("\n");
+		}
+	} else {
+		printf("\nscaling: one online CPU, not measured\n");
+	}
 	rs_shutdown();
+
+	/* the summary rows: the 64-byte life cycle, and the scaling */
+	printf("\n");
+	for (impl = GLIBC; impl < NIMPL; impl++)
+		bench_row("rs_new+rs_decref 64 B, 1 thread", med(same1[1][RS]),
+			  "ns/object", peer_label[impl], med(same1[1][impl]), 0);
+	if (nthr > 1) {
+		snprintf(label, sizeof(label), "rs_new+rs_decref 64 B, %d "
+			 "threads", nthr);
+		for (impl = GLIBC; impl < NIMPL; impl++)
+			bench_row(label, med(samen[1][RS]), "ns/object",
+				  peer_label[impl], med(samen[1][impl]), 0);
+		snprintf(label, sizeof(label), "rs_new+rs_decref 64 B, scaling "
+			 "%d threads over 1", nthr);
+		for (impl = GLIBC; impl < NIMPL; impl++)
+			bench_row(label, scaling(same1[1][RS], samen[1][RS],
+				  NULL, NULL), "x", peer_label[impl],
+				  scaling(same1[1][impl], samen[1][impl], NULL,
+				  NULL), 1);
+	}
 	return 0;
 }

@@ -73,9 +73,13 @@
  * structure (-b nodes, default 15,000,000; 0 skips it): build time with
  * automatic collection on over the time with it off.
  *
- * Repeats: LIVE_REPS 3, GARB_REPS 3, YOUNG_REPS 20; -q (quick, for CI):
- * N = 100000 (unless -n), GARB_REPS 2, YOUNG_REPS 5.  The default run
- * takes about half a minute on 2 cores, most of it CPython building.
+ * Repeats: LIVE_REPS 3, GARB_REPS 3, YOUNG_REPS 20, BUILD_REPS 3 pairs of
+ * tree builds; -q (quick, for CI): N = 100000 (unless -n), GARB_REPS 2,
+ * YOUNG_REPS 5.  The table shows the best and the median; the lines under
+ * it the median and [min-max] of every case's runs, and the last lines are
+ * the summary rows for bench/report.py (BENCHROW, bench.h), all medians.
+ * The default run takes about half a minute on 2 cores, most of it CPython
+ * building.
  */
 #include <errno.h>
 #include <limits.h>
@@ -102,11 +106,13 @@
 #define RING 10			/* nodes per garbage ring */
 #define YOUNG 10000		/* nodes of the young set */
 #define MAXREP 64
+#define BUILD_REPS 3		/* pairs of tree builds, off and on */
 
 static size_t g_n = 1000000;	/* -n */
 static int g_quick;		/* -q */
 static int live_reps = 3, garb_reps = 3, young_reps = 20;
 static long g_wrong;		/* refstore results that were wrong */
+static double g_build_off, g_build_on;	/* medians of the tree builds, s */
 
 /* ---- random numbers: xorshift64*, fixed seed ------------------------- */
 
@@ -161,6 +167,32 @@ static double per_obj(const struct res *r, int which)
 	memcpy(v, r->ns, sizeof(v[0]) * (size_t)r->n);
 	qsort(v, (size_t)r->n, sizeof(v[0]), cmp_double);
 	return (which ? v[r->n / 2] : v[0]) / r->objs;
+}
+
+/* ns per object: the median of the samples, and their [min-max] */
+static double spread(const struct res *r, double *lo, double *hi)
+{
+	double v[MAXREP];
+	int i;
+
+	*lo = *hi = 0;
+	if (!r->n || r->objs <= 0)
+		return 0;
+	for (i = 0; i < r->n; i++)
+		v[i] = r->ns[i] / r->objs;
+	return bench_median(v, r->n, lo, hi);
+}
+
+/* "N" for a row's name: 1M, 15M, 100k, or the number */
+static const char *count_name(size_t n, char *buf, size_t len)
+{
+	if (n >= 1000000 && n % 1000000 == 0)
+		snprintf(buf, len, "%zuM", n / 1000000);
+	else if (n >= 1000 && n % 1000 == 0)
+		snprintf(buf, len, "%zuk", n / 1000);
+	else
+		snprintf(buf, len, "%zu", n);
+	return buf;
 }
 
 /* ---- refstore: the types ---------------------------------------------- */
@@ -601,6 +633,33 @@ static const char *verdict(double x, double goal)
 	return x >= goal ? "meets it" : "short of it";
 }
 
+/* Every case's runs: median [min-max] ns per object, and how many. */
+static void spread_block(void)
+{
+	static const char *const cname[NCASES] = {
+		"full, live graph", "full, garbage rings", "young, old=0",
+		"young, old=N",
+	};
+	static const char *const iname[NIMPL] = {
+		"refstore", "CPython", "Boehm", "Boehm + its sweep",
+	};
+	double m, lo, hi;
+	int c, i;
+
+	printf("\nruns, ns per object: median [min-max] (runs)\n");
+	for (c = 0; c < NCASES; c++) {
+		printf("  %-20s", cname[c]);
+		for (i = 0; i < NIMPL; i++) {
+			if (!g_res[c][i].n)
+				continue;
+			m = spread(&g_res[c][i], &lo, &hi);
+			printf("  %s %.2f [%.2f-%.2f] (%d)", iname[i], m, lo, hi,
+			       g_res[c][i].n);
+		}
+		printf("\n");
+	}
+}
+
 static void report(void)
 {
 	double rs_live = per_obj(&g_res[C_LIVE][RS], 1);
@@ -630,6 +689,7 @@ static void report(void)
 		printf("CPython: %s\n", g_skip[PY]);
 	if (g_skip[BOEHM])
 		printf("Boehm: %s\n", g_skip[BOEHM]);
+	spread_block();
 
 	printf("\nyoung collection, old=%zu / old=0: refstore %.2fx (target "
 	       "<= 2x: %s)", g_n, y, y <= 0 ? "not measured" :
@@ -701,17 +761,19 @@ static double build_tree(size_t m, int gc_on)
 static void build_overhead(size_t m)
 {
 	struct rs_gc_stats before[RS_GC_GENERATIONS], after;
-	double off = 1e30, on = 1e30, t;
+	double off = 1e30, on = 1e30, t, lo, hi, olo, ohi, nlo, nhi;
+	double toff[BUILD_REPS], ton[BUILD_REPS], x[BUILD_REPS];
 	uint64_t full = 0, full_pause = 0;
 	int r, g;
 
 	for (g = 0; g < RS_GC_GENERATIONS; g++)
 		rs_gc_get_stats(g, &before[g]);
-	for (r = 0; r < 2; r++) {
-		t = build_tree(m, 0);
+	for (r = 0; r < BUILD_REPS; r++) {
+		t = toff[r] = build_tree(m, 0);
 		off = t < off ? t : off;
-		t = build_tree(m, 1);
+		t = ton[r] = build_tree(m, 1);
 		on = t < on ? t : on;
+		x[r] = ton[r] / toff[r];
 	}
 	rs_gc_get_stats(2, &after);
 	full = after.collections - before[2].collections;
@@ -720,11 +782,72 @@ static void build_overhead(size_t m)
 	       "%.2f s, on %.2f s: %.2fx (goal <= 2x, floor <= 5x: %s)\n", m,
 	       off, on, on / off, on / off <= 2 ? "meets the goal"
 	       : on / off <= 5 ? "meets the floor only" : "short of the floor");
-	printf("  of which full collections: %llu over two builds, %.2f s "
+	g_build_off = bench_median(toff, BUILD_REPS, &olo, &ohi);
+	g_build_on = bench_median(ton, BUILD_REPS, &nlo, &nhi);
+	t = bench_median(x, BUILD_REPS, &lo, &hi);
+	printf("  (best of %d each, alternating; run by run: off %.2f s "
+	       "[%.2f-%.2f], on %.2f s [%.2f-%.2f], on/off %.2fx "
+	       "[%.2f-%.2f], medians [min-max])\n", BUILD_REPS, g_build_off,
+	       olo, ohi, g_build_on, nlo, nhi, t, lo, hi);
+	printf("  of which full collections: %llu over %d builds, %.2f s "
 	       "stopped (the long-lived rule: one each time generation 2 "
-	       "grew by a quarter)\n", (unsigned long long)full,
+	       "grew by a quarter)\n", (unsigned long long)full, BUILD_REPS,
 	       (double)full_pause / 1e9);
 	rs_gc_enable();
+}
+
+/* ---- the summary rows ------------------------------------------------- */
+
+/* The median ns per object of a case (0: not measured). */
+static double med(const struct res *r)
+{
+	double lo, hi;
+
+	return spread(r, &lo, &hi);
+}
+
+static void rows(size_t build_n)
+{
+	char n[32], y[32], name[160], py[160], bo[96];
+	double rs = med(&g_res[C_LIVE][RS]);
+
+	count_name(g_n, n, sizeof(n));
+	count_name(YOUNG, y, sizeof(y));
+	snprintf(py, sizeof(py), "CPython %s gc.collect()", g_pyver);
+#ifdef HAVE_BOEHM
+	snprintf(bo, sizeof(bo), "Boehm GC %u.%u GC_gcollect",
+		 GC_get_version() >> 16, (GC_get_version() >> 8) & 0xff);
+#else
+	snprintf(bo, sizeof(bo), "Boehm GC");
+#endif
+	printf("\n");
+	snprintf(name, sizeof(name), "full collection, %s live objects in a "
+		 "random graph", n);
+	bench_row(name, rs, "ns/object", py, med(&g_res[C_LIVE][PY]), 0);
+	bench_row(name, rs, "ns/object", bo, med(&g_res[C_LIVE][BOEHM]),
+		  0);
+	snprintf(name, sizeof(name), "full collection, %s objects of garbage "
+		 "rings", n);
+	rs = med(&g_res[C_GARB][RS]);
+	bench_row(name, rs, "ns/object", py, med(&g_res[C_GARB][PY]), 0);
+	snprintf(bo + strlen(bo), sizeof(bo) - strlen(bo), " + its sweep");
+	bench_row(name, rs, "ns/object", bo,
+		  med(&g_res[C_GARB][BOEHM_SWEEP]), 0);
+	snprintf(name, sizeof(name), "young collection of %s objects over a "
+		 "%s-object old heap", y, n);
+	rs = med(&g_res[C_YOUNGN][RS]);
+	bench_row(name, rs, "ns/object", "refstore over an empty old heap",
+		  med(&g_res[C_YOUNG0][RS]), 0);
+	snprintf(py, sizeof(py), "CPython %s gc.collect(0), same old heap",
+		 g_pyver);
+	bench_row(name, rs, "ns/object", py, med(&g_res[C_YOUNGN][PY]),
+		  0);
+	if (build_n) {
+		snprintf(name, sizeof(name), "build a %s-node acyclic tree, "
+			 "collector on", count_name(build_n, n, sizeof(n)));
+		bench_row(name, g_build_on, "s", "refstore, collector off",
+			  g_build_off, 0);
+	}
 }
 
 /* ---- main ------------------------------------------------------------ */
@@ -847,5 +970,6 @@ int main(int argc, char **argv)
 	if (g_wrong)
 		printf("WRONG: %ld refstore result(s) above were wrong\n",
 		       g_wrong);
+	rows((size_t)build_n);
 	return g_wrong ? 1 : 0;
 }

@@ -16,9 +16,17 @@
  * it cannot prove no writer frees the value while it reads.
  *
  * Printed: operations per second for both, the ratio refstore / peer, and
- * how T threads scale over one.  No thresholds: this is a measurement.
+ * how T threads scale over one (throughput, run by run).  Every figure is
+ * the median and [min-max] of R repeats (-r, default 5), each repeat one
+ * run of every measure in turn so that drift hits all of them alike.  -w
+ * may be given more than once; by default the workload runs twice, with
+ * lookups only and with 5% replacements.  Last, a full collection's walk of
+ * the map against the same values held by an array object.  No thresholds:
+ * this is a measurement.  The last lines are the summary rows for
+ * bench/report.py (BENCHROW, bench.h).
  *
- *   bench_map [-k keys] [-w write_percent] [-d seconds] [-t threads]
+ *   bench_map [-k keys] [-w write_percent]... [-d seconds] [-t threads]
+ *             [-r repeats]
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,8 +39,15 @@
 #include "refstore.h"
 #include "bench.h"
 
+#define MAXREPS 51
+#define MAXW 8
+
 static long g_keys = 100000, g_write = 5, g_threads = 2;
 static double g_secs = 1.0;
+static int g_reps = 5;
+static long g_writes[MAXW] = {0, 5};	/* the write shares, in % */
+static int g_nwrites = 2;
+static double g_in_map, g_in_array;	/* medians of bench_traverse, ns */
 
 static int keyf(char *buf, long i)
 {
@@ -238,21 +253,20 @@ static int grab_fn(const void *key, size_t klen, void *value, void *arg)
 	return 0;
 }
 
-/* Best of 3 full collections, in ns per entry. */
-static double collect_ns(long entries)
+/* Full collections (the repeats, at least 3), in ns per entry: median,
+ * [min-max] in *lo, *hi. */
+static double collect_ns(long entries, double *lo, double *hi)
 {
-	double best = 1e30, t;
+	double v[MAXREPS];
 	uint64_t t0;
-	int i;
+	int i, n = g_reps < 3 ? 3 : g_reps;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < n; i++) {
 		t0 = now_ns();
 		rs_gc_collect(2);
-		t = (double)(now_ns() - t0) / (double)entries;
-		if (t < best)
-			best = t;
+		v[i] = (double)(now_ns() - t0) / (double)entries;
 	}
-	return best;
+	return bench_median(v, n, lo, hi);
 }
 
 /* The values held by the map only, then by an array object only: the
@@ -261,24 +275,28 @@ static void bench_traverse(void)
 {
 	struct holder *h = rs_new(&holder_type);
 	struct grab g;
-	double in_map, in_array;
+	double in_map, in_array, mlo, mhi, alo, ahi;
 
 	g.v = malloc((size_t)g_keys * sizeof(void *));
 	g.n = 0;
 	if (!h || !g.v)
 		die("malloc");
-	in_map = collect_ns(g_keys);
+	in_map = collect_ns(g_keys, &mlo, &mhi);
 	rs_map_foreach(g_map, grab_fn, &g);
 	h->v = g.v;
 	h->n = g.n;
 	rs_decref(g_map);	/* the array holds the values now */
 	g_map = NULL;
 	rs_safepoint();
-	in_array = collect_ns(g_keys);
-	printf("%-34s %10.1f ns %10.1f ns %7.2fx\n",
+	in_array = collect_ns(g_keys, &alo, &ahi);
+	printf("\n%-34s %10.1f ns %10.1f ns %7.2fx\n",
 	       "full collection, per entry", in_map, in_array, in_map / in_array);
 	printf("  (values held by the map, against the same values held by an "
-	       "array object)\n");
+	       "array object;\n   median of %d collections each: map [%.1f-%.1f] "
+	       "ns, array [%.1f-%.1f] ns)\n", g_reps < 3 ? 3 : g_reps, mlo, mhi,
+	       alo, ahi);
+	g_in_map = in_map;
+	g_in_array = in_array;
 	rs_decref(h);
 }
 
@@ -308,30 +326,150 @@ static double run(void *(*fn)(void *), long nthreads)
 
 static void usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [-k keys] [-w write_percent] [-d seconds] "
-		"[-t threads]\n", prog);
+	fprintf(stderr, "usage: %s [-k keys] [-w write_percent (repeatable; "
+		"default 0 and 5)] [-d seconds] [-t threads] [-r repeats "
+		"1..%d]\n", prog, MAXREPS);
 	exit(2);
+}
+
+/* One write share's runs, interleaved repeat by repeat; ops/s. */
+struct share {
+	double r1[MAXREPS], p1[MAXREPS], rn[MAXREPS], pn[MAXREPS];
+	double med[4];	/* r1, p1, rn, pn */
+};
+static struct share g_share[MAXW];
+
+static void cellf(char *buf, size_t len, const double *v)
+{
+	double s[MAXREPS], lo, hi, m;
+
+	memcpy(s, v, sizeof(s[0]) * (size_t)g_reps);
+	m = bench_median(s, g_reps, &lo, &hi);
+	snprintf(buf, len, "%6.3f [%6.3f-%6.3f]", m / 1e6, lo / 1e6, hi / 1e6);
+}
+
+/* Run by run, ops/s on n threads over ops/s on one: median, [min-max]. */
+static double scale(const double *vn, const double *v1, double *lo,
+		    double *hi)
+{
+	double s[MAXREPS];
+	int r;
+
+	for (r = 0; r < g_reps; r++)
+		s[r] = v1[r] > 0 ? vn[r] / v1[r] : 0;
+	return bench_median(s, g_reps, lo, hi);
+}
+
+static double median_of(const double *v)
+{
+	double s[MAXREPS];
+
+	memcpy(s, v, sizeof(s[0]) * (size_t)g_reps);
+	return bench_median(s, g_reps, NULL, NULL);
+}
+
+static void measure_share(int w)
+{
+	struct share *sh = &g_share[w];
+	char a[64], b[64], label[64];
+	double x, lo, hi, y, plo, phi;
+	int r;
+
+	g_write = g_writes[w];
+	for (r = 0; r < g_reps; r++) {
+		sh->r1[r] = run(rs_worker, 1);
+		sh->p1[r] = run(peer_worker, 1);
+		sh->rn[r] = run(rs_worker, g_threads);
+		sh->pn[r] = run(peer_worker, g_threads);
+	}
+	sh->med[0] = median_of(sh->r1);
+	sh->med[1] = median_of(sh->p1);
+	sh->med[2] = median_of(sh->rn);
+	sh->med[3] = median_of(sh->pn);
+	snprintf(label, sizeof(label), "%ld%% writes, M ops/s", g_write);
+	printf("\n%-34s %22s %22s %8s\n", label, "refstore", "rwlock+atomic",
+	       "ratio");
+	cellf(a, sizeof(a), sh->r1);
+	cellf(b, sizeof(b), sh->p1);
+	printf("%-34s %22s %22s %7.2fx\n", "1 thread", a, b,
+	       sh->med[0] / sh->med[1]);
+	snprintf(label, sizeof(label), "%ld threads", g_threads);
+	cellf(a, sizeof(a), sh->rn);
+	cellf(b, sizeof(b), sh->pn);
+	printf("%-34s %22s %22s %7.2fx\n", label, a, b,
+	       sh->med[2] / sh->med[3]);
+	snprintf(label, sizeof(label), "scaling, %ld threads / 1", g_threads);
+	x = scale(sh->rn, sh->r1, &lo, &hi);
+	y = scale(sh->pn, sh->p1, &plo, &phi);
+	snprintf(a, sizeof(a), "%5.2fx [%5.2f-%5.2f]", x, lo, hi);
+	snprintf(b, sizeof(b), "%5.2fx [%5.2f-%5.2f]", y, plo, phi);
+	printf("%-34s %22s %22s\n", label, a, b);
+	fflush(stdout);
+}
+
+static void rows(void)
+{
+	static const char *const peer = "rwlock table + C11 atomic counts";
+	char what[64], name[128];
+	struct share *sh;
+	int w;
+
+	printf("\n");
+	for (w = 0; w < g_nwrites; w++) {
+		sh = &g_share[w];
+		if (g_writes[w])
+			snprintf(what, sizeof(what), "map lookups + %ld%% "
+				 "replacements", g_writes[w]);
+		else
+			snprintf(what, sizeof(what), "map lookups only");
+		snprintf(name, sizeof(name), "%s, 1 thread", what);
+		bench_row(name, sh->med[0] / 1e6, "M ops/s", peer,
+			  sh->med[1] / 1e6, 1);
+		snprintf(name, sizeof(name), "%s, %ld threads", what,
+			 g_threads);
+		bench_row(name, sh->med[2] / 1e6, "M ops/s", peer,
+			  sh->med[3] / 1e6, 1);
+		if (g_threads > 1) {
+			snprintf(name, sizeof(name), "%s, scaling %ld threads "
+				 "over 1", what, g_threads);
+			bench_row(name, scale(sh->rn, sh->r1, NULL, NULL), "x",
+				  peer, scale(sh->pn, sh->p1, NULL, NULL), 1);
+		}
+	}
+	bench_row("full collection, per map entry", g_in_map, "ns/entry",
+		  "the same values held by an array object", g_in_array, 0);
 }
 
 int main(int argc, char **argv)
 {
-	double r1, rn, p1, pn;
 	char buf[32];
 	size_t size = 1;
 	long i;
-	int c, len;
+	int c, len, w, wset = 0;
 
-	while ((c = getopt(argc, argv, "k:w:d:t:h")) != -1) {
+	while ((c = getopt(argc, argv, "k:w:d:t:r:h")) != -1) {
 		switch (c) {
 		case 'k': g_keys = atol(optarg); break;
-		case 'w': g_write = atol(optarg); break;
+		case 'w':
+			if (!wset)
+				g_nwrites = 0;
+			wset = 1;
+			if (g_nwrites == MAXW)
+				usage(argv[0]);
+			g_writes[g_nwrites] = atol(optarg);
+			if (g_writes[g_nwrites] < 0 ||
+			    g_writes[g_nwrites] > 100)
+				usage(argv[0]);
+			g_nwrites++;
+			break;
 		case 'd': g_secs = atof(optarg); break;
 		case 't': g_threads = atol(optarg); break;
+		case 'r': g_reps = atoi(optarg); break;
 		default: usage(argv[0]);
 		}
 	}
-	if (g_keys < 1 || g_write < 0 || g_write > 100 || g_secs <= 0 ||
-	    g_threads < 1 || g_threads > 64 || optind != argc)
+	if (g_keys < 1 || g_secs <= 0 || g_threads < 1 || g_threads > 64 ||
+	    g_reps < 1 || g_reps > MAXREPS || optind != argc)
 		usage(argv[0]);
 
 	if (rs_init(NULL) || rs_thread_attach())
@@ -362,18 +500,12 @@ int main(int argc, char **argv)
 	}
 	rs_offline();	/* main only waits from here */
 
-	printf("bench_map: %ld keys, %ld%% writes, %.1f s per run\n",
-	       g_keys, g_write, g_secs);
-	r1 = run(rs_worker, 1);
-	p1 = run(peer_worker, 1);
-	rn = run(rs_worker, g_threads);
-	pn = run(peer_worker, g_threads);
-	printf("%-34s %12s %12s %8s\n", "ops/s", "refstore", "rwlock+atomic", "ratio");
-	printf("%-34s %12.3g %12.3g %7.2fx\n", "1 thread", r1, p1, r1 / p1);
-	snprintf(buf, sizeof(buf), "%ld threads", g_threads);
-	printf("%-34s %12.3g %12.3g %7.2fx\n", buf, rn, pn, rn / pn);
-	snprintf(buf, sizeof(buf), "scaling, %ld threads / 1", g_threads);
-	printf("%-34s %11.2fx %11.2fx\n", buf, rn / r1, pn / p1);
+	printf("bench_map: %ld keys, %.2f s per run, %d repeats, median "
+	       "[min-max]; ratio: refstore / peer, of the medians\n", g_keys,
+	       g_secs, g_reps);
+	fflush(stdout);
+	for (w = 0; w < g_nwrites; w++)
+		measure_share(w);
 
 	rs_online();
 	bench_traverse();
@@ -381,5 +513,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_map: objects left alive\n");
 		return 1;
 	}
+	rows();
 	return 0;
 }

@@ -24,13 +24,28 @@
  *                      peer: the shared_ptr way, atomic incref + read +
  *                            decref on the same object's C11 atomic counter.
  *
- * Each measure runs for S seconds (argv[1], default 0.3) and is repeated 5
- * times, the measures interleaved so drift hits all of them alike; the table
- * shows the median and [min-max] of the 5 runs.  ns/op is per thread: the
- * wall time of a thread's loop divided by the operations (pairs or reads)
- * it completed.  The "ratio" column is refstore ns / peer ns: below 1 means
- * refstore is cheaper.  "2 threads run X x one thread" is the throughput
- * scaling, 2 * ns(1 thread) / ns(2 threads).
+ *   4. scaling         the same loops on N threads at once, N = the online
+ *                      CPUs, against one thread: owner pairs (each thread
+ *                      on its own private object; peers: the non-atomic and
+ *                      the C11 pair, each thread on its own counter),
+ *                      non-owner pairs on one published object (peer: the
+ *                      C11 pair on one shared counter) and borrowed reads
+ *                      (peer: the atomic-counting reader).  On a 2-CPU
+ *                      machine the 2-thread measures of parts 2 and 3 are
+ *                      the N-thread ones and are not run twice.
+ *
+ *   bench_refcount [seconds-per-measure [runs]]
+ *
+ * Each measure runs for S seconds (default 0.3) and is repeated R times
+ * (default 5), the measures interleaved so drift hits all of them alike;
+ * the table shows the median and [min-max] of the R runs.  ns/op is per
+ * thread: the wall time of a thread's loop divided by the operations (pairs
+ * or reads) it completed.  The "ratio" column is refstore ns / peer ns:
+ * below 1 means refstore is cheaper.  "N threads run X x one thread" is the
+ * throughput scaling, N * ns(1 thread) / ns(N threads), taken run by run
+ * (the 1-thread and N-thread runs of one repeat are neighbours in time) and
+ * shown as median [min-max]; N is perfect scaling.  The last lines are the
+ * summary rows for bench/report.py (BENCHROW, bench.h).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,8 +58,12 @@
 #include "refstore.h"
 #include "bench.h"
 
-#define REPS 5
+#define MAXREPS 51
+#define MAXT 64			/* threads of one measure */
 #define CHUNK 256		/* ops between stop checks / safepoints */
+
+static int g_reps = 5;		/* runs of every measure */
+static int g_n;			/* N: the online CPUs, at most MAXT - 1 */
 
 struct bobj {			/* 32 bytes: with the header, one cache line */
 	atomic_long rc;		/* the peer's hand-written count (part 3) */
@@ -75,33 +94,57 @@ struct worker {
 	volatile long plain;	/* private counters of the part 1 peers */
 	atomic_long counter;
 };
-static struct worker g_w[2];
+static struct worker g_w[MAXT];
 
+/* The measures of parts 1-3, then part 4's N-thread ones (nthreads set in
+ * main; on 2 CPUs those equal to a part 2 or 3 measure alias it). */
 enum {
 	M_OWNER, M_PLAIN, M_ATOMIC, M_NONOWNER, M_CONTENDED, M_UNCONT,
-	M_RSGET2, M_ATOMREAD2, M_RSGET1, M_ATOMREAD1, NMEAS
+	M_RSGET2, M_ATOMREAD2, M_RSGET1, M_ATOMREAD1,
+	M_OWNER_N, M_PLAIN_N, M_ATOMIC_N, M_NONOWNER_N, M_SHARED_N,
+	M_RSGET_N, M_ATOMREAD_N, NMEAS
 };
-static const struct mdef {
+static struct mdef {
 	const char *name;
 	int nthreads;
-	enum kind kinds[2];
+	enum kind first, rest;	/* thread 0's loop, the others' */
+	int alias;		/* 0, or 1 + the measure whose runs are these */
 } g_meas[NMEAS] = {
-	[M_OWNER] = {"owner pair", 1, {K_OWNER_PAIR}},
-	[M_PLAIN] = {"non-atomic ++/-- pair", 1, {K_PLAIN_PAIR}},
-	[M_ATOMIC] = {"C11 seq_cst atomic pair", 1, {K_ATOMIC_PAIR}},
-	[M_NONOWNER] = {"non-owner pair", 2, {K_IDLE_OWNER, K_NONOWNER_PAIR}},
-	[M_CONTENDED] = {"atomic pair, 2 thr contending", 2,
-			 {K_SHARED_PAIR, K_SHARED_PAIR}},
-	[M_UNCONT] = {"atomic pair, uncontended", 1, {K_SHARED_PAIR}},
-	[M_RSGET2] = {"rs_get read, 2 threads", 2, {K_RSGET_READ, K_RSGET_READ}},
-	[M_ATOMREAD2] = {"atomic inc+read+dec, 2 thr", 2,
-			 {K_ATOMIC_READ, K_ATOMIC_READ}},
-	[M_RSGET1] = {"rs_get read, 1 thread", 1, {K_RSGET_READ}},
-	[M_ATOMREAD1] = {"atomic inc+read+dec, 1 thr", 1, {K_ATOMIC_READ}},
+	[M_OWNER] = {"owner pair", 1, K_OWNER_PAIR, K_OWNER_PAIR, 0},
+	[M_PLAIN] = {"non-atomic ++/-- pair", 1, K_PLAIN_PAIR, K_PLAIN_PAIR, 0},
+	[M_ATOMIC] = {"C11 seq_cst atomic pair", 1, K_ATOMIC_PAIR,
+		      K_ATOMIC_PAIR, 0},
+	[M_NONOWNER] = {"non-owner pair", 2, K_IDLE_OWNER, K_NONOWNER_PAIR, 0},
+	[M_CONTENDED] = {"atomic pair, 2 thr contending", 2, K_SHARED_PAIR,
+			 K_SHARED_PAIR, 0},
+	[M_UNCONT] = {"atomic pair, uncontended", 1, K_SHARED_PAIR,
+		      K_SHARED_PAIR, 0},
+	[M_RSGET2] = {"rs_get read, 2 threads", 2, K_RSGET_READ,
+		      K_RSGET_READ, 0},
+	[M_ATOMREAD2] = {"atomic inc+read+dec, 2 thr", 2, K_ATOMIC_READ,
+			 K_ATOMIC_READ, 0},
+	[M_RSGET1] = {"rs_get read, 1 thread", 1, K_RSGET_READ, K_RSGET_READ, 0},
+	[M_ATOMREAD1] = {"atomic inc+read+dec, 1 thr", 1, K_ATOMIC_READ,
+			 K_ATOMIC_READ, 0},
+	[M_OWNER_N] = {"owner pair, N threads", 0, K_OWNER_PAIR,
+		       K_OWNER_PAIR, 0},
+	[M_PLAIN_N] = {"non-atomic pair, N threads", 0, K_PLAIN_PAIR,
+		       K_PLAIN_PAIR, 0},
+	[M_ATOMIC_N] = {"C11 atomic pair, N threads", 0, K_ATOMIC_PAIR,
+			K_ATOMIC_PAIR, 0},
+	/* the idle owner and N non-owners: nthreads N + 1 */
+	[M_NONOWNER_N] = {"non-owner pair, N threads", 0, K_IDLE_OWNER,
+			  K_NONOWNER_PAIR, 0},
+	[M_SHARED_N] = {"atomic pair, N thr on one ctr", 0, K_SHARED_PAIR,
+			K_SHARED_PAIR, 0},
+	[M_RSGET_N] = {"rs_get read, N threads", 0, K_RSGET_READ,
+		       K_RSGET_READ, 0},
+	[M_ATOMREAD_N] = {"atomic inc+read+dec, N thr", 0, K_ATOMIC_READ,
+			  K_ATOMIC_READ, 0},
 };
 
-static double g_res[NMEAS][REPS];	/* ns/op per thread */
-static double g_sp[REPS];		/* rs_safepoint ns/op in M_NONOWNER */
+static double g_res[NMEAS][MAXREPS];	/* ns/op per thread */
+static double g_sp[MAXREPS];		/* rs_safepoint ns/op in M_NONOWNER */
 
 /* ---- the timed loops ----------------------------------------------- */
 
@@ -241,7 +284,7 @@ static double run_measure(int m, double secs, double *sp)
 	atomic_store(&g_stop.v, 0);
 	pthread_barrier_init(&g_start, NULL, (unsigned)d->nthreads + 1);
 	for (i = 0; i < d->nthreads; i++) {
-		g_w[i].kind = d->kinds[i];
+		g_w[i].kind = i ? d->rest : d->first;
 		if (pthread_create(&g_w[i].th, NULL, worker_main, &g_w[i]))
 			die("pthread_create");
 	}
@@ -264,32 +307,49 @@ static double run_measure(int m, double secs, double *sp)
 
 /* ---- reporting ------------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Median of the REPS runs, and their min and max if lo/hi are given. */
+/* Median of the g_reps runs, and their min and max if lo/hi are given. */
 static double median(const double *v, double *lo, double *hi)
 {
-	double s[REPS];
+	double s[MAXREPS];
 
-	memcpy(s, v, sizeof(s));
-	qsort(s, REPS, sizeof(s[0]), cmp_double);
-	if (lo)
-		*lo = s[0], *hi = s[REPS - 1];
-	return s[REPS / 2];
+	memcpy(s, v, sizeof(s[0]) * (size_t)g_reps);
+	return bench_median(s, g_reps, lo, hi);
 }
 
-#define med(m) median(g_res[m], NULL, NULL)
+/* The runs of measure m (those of the measure it aliases, if it does). */
+static const double *res(int m)
+{
+	return g_res[g_meas[m].alias ? g_meas[m].alias - 1 : m];
+}
+
+#define med(m) median(res(m), NULL, NULL)
+
+/* Throughput scaling of measure mn (nt threads) over m1 (one thread), run
+ * by run: nt * ns(m1) / ns(mn); median and [min-max]. */
+static double scaling(int mn, int m1, int nt, double *lo, double *hi)
+{
+	double v[MAXREPS];
+	int r;
+
+	for (r = 0; r < g_reps; r++)
+		v[r] = res(mn)[r] > 0 ? nt * res(m1)[r] / res(mn)[r] : 0;
+	return bench_median(v, g_reps, lo, hi);
+}
+
+/* One line of part 4: who's N-thread measure mn over its 1-thread m1. */
+static void scaling_line(const char *what, const char *who, int mn, int m1)
+{
+	double lo, hi, x = scaling(mn, m1, g_n, &lo, &hi);
+
+	printf("  %-30s %-26s %d threads run %5.2fx [%5.2f-%5.2f] one thread\n",
+	       what, who, g_n, x, lo, hi);
+}
 
 static void row(const char *measure, int rs, int peer)
 {
 	double rlo, rhi, plo, phi;
-	double r = median(g_res[rs], &rlo, &rhi);
-	double p = median(g_res[peer], &plo, &phi);
+	double r = median(res(rs), &rlo, &rhi);
+	double p = median(res(peer), &plo, &phi);
 
 	printf("%-26s | %7.2f [%6.2f-%6.2f] | %-29s | %7.2f [%6.2f-%6.2f] | %6.2f\n",
 	       measure, r, rlo, rhi, g_meas[peer].name, p, plo, phi, r / p);
@@ -300,11 +360,26 @@ int main(int argc, char **argv)
 	double secs = argc > 1 ? strtod(argv[1], NULL) : 0.3, lo, hi, sp;
 	struct bobj *hot;
 	struct rs_stats st;
+	char name[96];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int rep, m;
 
-	if (!(secs > 0 && secs < 3600)) {
-		fprintf(stderr, "usage: %s [seconds-per-measure > 0]\n", argv[0]);
+	if (argc > 2)
+		g_reps = atoi(argv[2]);
+	if (!(secs > 0 && secs < 3600) || argc > 3 || g_reps < 1 ||
+	    g_reps > MAXREPS) {
+		fprintf(stderr, "usage: %s [seconds-per-measure > 0 [runs "
+			"1..%d]]\n", argv[0], MAXREPS);
 		return 2;
+	}
+	/* Part 4: N threads (N + 1 with the idle owner); none on one CPU. */
+	g_n = ncpu < 1 ? 1 : ncpu > MAXT - 1 ? MAXT - 1 : (int)ncpu;
+	for (m = M_OWNER_N; m < NMEAS; m++)
+		g_meas[m].nthreads = g_n < 2 ? 0 : g_n + (m == M_NONOWNER_N);
+	if (g_n == 2) {
+		g_meas[M_SHARED_N].alias = 1 + M_CONTENDED;
+		g_meas[M_RSGET_N].alias = 1 + M_RSGET2;
+		g_meas[M_ATOMREAD_N].alias = 1 + M_ATOMREAD2;
 	}
 	if (rs_init(NULL) || rs_thread_attach())
 		die("refstore init");
@@ -320,12 +395,15 @@ int main(int argc, char **argv)
 	rs_offline();	/* main only sleeps now: never hold back a grace period */
 
 	printf("bench_refcount: %.3f s per measure, %d runs each, median "
-	       "[min-max], ns per op per thread\n", secs, REPS);
+	       "[min-max], ns per op per thread; N = %d online CPUs\n", secs,
+	       g_reps, g_n);
 	fflush(stdout);
-	for (rep = 0; rep < REPS; rep++)
+	for (rep = 0; rep < g_reps; rep++)
 		for (m = 0; m < NMEAS; m++)
-			g_res[m][rep] = run_measure(m, secs, m == M_NONOWNER
-						    ? &g_sp[rep] : &sp);
+			if (g_meas[m].nthreads && !g_meas[m].alias)
+				g_res[m][rep] = run_measure(
+					m, secs, m == M_NONOWNER ? &g_sp[rep]
+					: &sp);
 
 	printf("\n%-26s | %-23s | %-29s | %-23s | %s\n", "measure",
 	       "refstore ns/op", "peer", "peer ns/op", "ratio (rs/peer)");
@@ -359,6 +437,27 @@ int main(int argc, char **argv)
 	printf("   with 2 threads, atomic-counting read / rs_get read = %.2fx "
 	       "faster\n", med(M_ATOMREAD2) / med(M_RSGET2));
 
+	if (g_n < 2) {
+		printf("4. scaling: one online CPU, not measured\n");
+	} else {
+		printf("4. scaling on N = %d threads (N online CPUs), throughput "
+		       "run by run, median [min-max]; %dx is perfect:\n",
+		       g_n, g_n);
+		scaling_line("owner pair, private objects", "refstore",
+			     M_OWNER_N, M_OWNER);
+		scaling_line("", "non-atomic pair", M_PLAIN_N, M_PLAIN);
+		scaling_line("", "C11 seq_cst atomic pair", M_ATOMIC_N,
+			     M_ATOMIC);
+		scaling_line("non-owner pair, one object", "refstore (+safepts)",
+			     M_NONOWNER_N, M_NONOWNER);
+		scaling_line("", "C11 atomic, one counter", M_SHARED_N,
+			     M_UNCONT);
+		scaling_line("borrowed read, one object", "refstore rs_get",
+			     M_RSGET_N, M_RSGET1);
+		scaling_line("", "atomic inc+read+dec", M_ATOMREAD_N,
+			     M_ATOMREAD1);
+	}
+
 	rs_online();
 	rs_stats(&st);
 	printf("\nrefstore: %llu grace periods (avg %.1f us, max %.1f us), "
@@ -372,5 +471,43 @@ int main(int argc, char **argv)
 	atomic_store(&g_plain.p, NULL);
 	rs_thread_detach();
 	printf("rs_shutdown() = %ld (live objects; expect 0)\n", rs_shutdown());
+
+	/* the summary rows (medians) */
+	printf("\n");
+	bench_row("owner incref+decref pair, private object", med(M_OWNER),
+		  "ns/op", "non-atomic ++/-- pair", med(M_PLAIN), 0);
+	bench_row("owner incref+decref pair, private object", med(M_OWNER),
+		  "ns/op", "C11 seq_cst atomic pair", med(M_ATOMIC), 0);
+	bench_row("non-owner pair, safepoints included", med(M_NONOWNER),
+		  "ns/op", "C11 atomic pair, 2 threads on one counter",
+		  med(M_CONTENDED), 0);
+	bench_row("non-owner pair, safepoints included", med(M_NONOWNER),
+		  "ns/op", "C11 atomic pair, uncontended", med(M_UNCONT), 0);
+	bench_row("borrowed read of a hot object, 2 threads", med(M_RSGET2),
+		  "ns/op", "atomic incref+read+decref, 2 threads",
+		  med(M_ATOMREAD2), 0);
+	bench_row("borrowed read of a hot object, 1 thread", med(M_RSGET1),
+		  "ns/op", "atomic incref+read+decref, 1 thread",
+		  med(M_ATOMREAD1), 0);
+	if (g_n >= 2) {
+		snprintf(name, sizeof(name), "owner incref+decref pair, scaling "
+			 "%d threads over 1", g_n);
+		bench_row(name, scaling(M_OWNER_N, M_OWNER, g_n, NULL, NULL),
+			  "x", "non-atomic pair", scaling(M_PLAIN_N, M_PLAIN,
+			  g_n, NULL, NULL), 1);
+		bench_row(name, scaling(M_OWNER_N, M_OWNER, g_n, NULL, NULL),
+			  "x", "C11 seq_cst atomic pair", scaling(M_ATOMIC_N,
+			  M_ATOMIC, g_n, NULL, NULL), 1);
+		snprintf(name, sizeof(name), "non-owner pair on one object, "
+			 "scaling %d threads over 1", g_n);
+		bench_row(name, scaling(M_NONOWNER_N, M_NONOWNER, g_n, NULL,
+			  NULL), "x", "C11 atomic pair on one counter",
+			  scaling(M_SHARED_N, M_UNCONT, g_n, NULL, NULL), 1);
+		snprintf(name, sizeof(name), "borrowed read of a hot object, "
+			 "scaling %d threads over 1", g_n);
+		bench_row(name, scaling(M_RSGET_N, M_RSGET1, g_n, NULL, NULL),
+			  "x", "atomic incref+read+decref", scaling(
+			  M_ATOMREAD_N, M_ATOMREAD1, g_n, NULL, NULL), 1);
+	}
 	return 0;
 }

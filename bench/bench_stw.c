@@ -48,6 +48,10 @@
  * A refstore TTSP is at most one work unit plus the time to wake the
  * stopper; outliers well beyond that mean a thread (mutator or stopper) lost
  * its CPU: see the context-switch and steal-time lines under the table.
+ * The table pools every stop of a side; the lines under it take the p50
+ * and p99 of each round apart and show the median and [min-max] over the
+ * rounds (the repeats), and the summary rows for bench/report.py (BENCHROW,
+ * bench.h) carry those medians.
  *
  * Usage: bench_stw [-m mutators] [-w unit-us] [-i interval-us] [-p pause-us]
  *                  [-d seconds-per-side] [-r rounds]
@@ -75,6 +79,7 @@
 #include "bench.h"
 
 #define MAX_MUTATORS 64
+#define MAX_ROUNDS 1000
 #define CHAIN 4			/* published nodes walked by every unit */
 #define BUF_LONGS 2048		/* 16 KiB of private memory per thread */
 #define SIG_STOP SIGUSR1
@@ -131,6 +136,9 @@ static const char *const metric_name[NMETRICS] = {
 	"TTSP", "pause", "stop call", "resume call",
 };
 static struct samples g_samp[NSIDES][NMETRICS];
+/* The samples of round r of a side: [g_round[side][r][0], [1]) of each
+ * metric's array (all metrics are pushed together, once per stop). */
+static size_t g_round[NSIDES][MAX_ROUNDS][2];
 
 struct totals {
 	double units, ns;	/* summed over mutator threads */
@@ -555,6 +563,43 @@ static double rate(const struct totals *t)	/* units/s, all mutators */
 	return t->ns > 0 ? t->units / (t->ns / cfg.mutators / 1e9) : 0;
 }
 
+/* Nearest-rank percentile q of the samples [from, to) of s, in us; the
+ * samples themselves are left as they are.  0 if the range is empty. */
+static double slice_pct(const struct samples *s, size_t from, size_t to,
+			double q)
+{
+	uint64_t *v;
+	size_t n = to - from, k;
+	double x;
+
+	if (to <= from || to > s->n)
+		return 0;
+	if (!(v = malloc(n * sizeof(*v))))
+		die("malloc");
+	memcpy(v, s->v + from, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), cmp_u64);
+	k = (size_t)ceil(q * (double)n);
+	x = (double)v[k ? k - 1 : 0] / 1e3;
+	free(v);
+	return x;
+}
+
+/* Percentile q of metric m, round by round, for one side: median over the
+ * rounds that had stops, and [min-max] in *lo, *hi. */
+static double per_round(enum side side, enum metric m, double q, double *lo,
+			double *hi)
+{
+	double v[MAX_ROUNDS];
+	int r, n = 0;
+
+	for (r = 0; r < cfg.rounds; r++)
+		if (g_round[side][r][1] > g_round[side][r][0])
+			v[n++] = slice_pct(&g_samp[side][m],
+					   g_round[side][r][0],
+					   g_round[side][r][1], q);
+	return bench_median(v, n, lo, hi);
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [-m mutators (1..%d)] [-w unit-us] "
@@ -583,7 +628,7 @@ static void parse(int argc, char **argv)
 	    !(cfg.interval_us >= 10 && cfg.interval_us <= 1e7) ||
 	    !(cfg.pause_us >= 0 && cfg.pause_us <= 1e6) ||
 	    !(cfg.secs > 0 && cfg.secs <= 3600) ||
-	    cfg.rounds < 1 || cfg.rounds > 1000)
+	    cfg.rounds < 1 || cfg.rounds > MAX_ROUNDS)
 		usage(argv[0]);
 }
 
@@ -591,7 +636,12 @@ int main(int argc, char **argv)
 {
 	struct node *nodes[CHAIN];
 	double st[NSIDES][NSTATS], steal0, steal1, per, r0, r1, p0, p1, rs99 = 0;
+	double rr[NSIDES][3], rl[NSIDES][3], rh[NSIDES][3];	/* per round */
+	static const char *const rname[3] = {
+		"TTSP p50", "TTSP p99", "pause p99",
+	};
 	struct rs_stats rst;
+	char name[96];
 	int i, m, round, k;
 	long ncpu;
 
@@ -632,12 +682,27 @@ int main(int argc, char **argv)
 	steal0 = steal_ms();
 	for (round = 0; round < cfg.rounds; round++) {
 		/* alternate which side goes first */
-		for (k = 0; k < NSIDES; k++)
-			run((enum side)((k + round) % NSIDES), 1, per);
+		for (k = 0; k < NSIDES; k++) {
+			enum side sd = (enum side)((k + round) % NSIDES);
+
+			g_round[sd][round][0] = g_samp[sd][TTSP].n;
+			run(sd, 1, per);
+			g_round[sd][round][1] = g_samp[sd][TTSP].n;
+		}
 		for (k = 0; k < NSIDES; k++)
 			run((enum side)((k + round) % NSIDES), 0, per / 2);
 	}
 	steal1 = steal_ms();
+
+	/* round by round first: summarize() sorts the pooled samples */
+	for (k = 0; k < NSIDES; k++) {
+		rr[k][0] = per_round((enum side)k, TTSP, 0.50, &rl[k][0],
+				     &rh[k][0]);
+		rr[k][1] = per_round((enum side)k, TTSP, 0.99, &rl[k][1],
+				     &rh[k][1]);
+		rr[k][2] = per_round((enum side)k, PAUSE, 0.99, &rl[k][2],
+				     &rh[k][2]);
+	}
 
 	printf("\n%-12s %-9s %6s %8s %8s %8s %8s %8s   (us)\n", "measure",
 	       "side", "stops", "p50", "p99", "p99.9", "max", "mean");
@@ -659,6 +724,15 @@ int main(int argc, char **argv)
 		if (m == TTSP)
 			rs99 = st[RS][P99];
 	}
+
+	printf("\nround by round (%d rounds): median [min-max] over the rounds "
+	       "of each round's percentile, us\n", cfg.rounds);
+	for (i = 0; i < 3; i++)
+		printf("  %-10s refstore %8.2f [%8.2f-%8.2f]   peer %8.2f "
+		       "[%8.2f-%8.2f]   rs/peer %.2f\n", rname[i], rr[RS][i],
+		       rl[RS][i], rh[RS][i], rr[PEER][i], rl[PEER][i],
+		       rh[PEER][i], rr[PEER][i] > 0 ? rr[RS][i] / rr[PEER][i]
+		       : 0.0);
 
 	printf("\nTTSP over 20 us / over 200 us: refstore %zu / %zu, "
 	       "peer %zu / %zu (of %zu / %zu stops)\n",
@@ -716,5 +790,16 @@ int main(int argc, char **argv)
 		for (m = 0; m < NMETRICS; m++)
 			free(g_samp[k][m].v);
 	printf("rs_shutdown() = %ld (live objects; expect 0)\n", rs_shutdown());
+
+	/* the summary rows: medians over the rounds */
+	printf("\n");
+	bench_row("time-to-safepoint p99", rr[RS][1], "us",
+		  "signal stop (Boehm-style)", rr[PEER][1], 0);
+	bench_row("time-to-safepoint p50", rr[RS][0], "us",
+		  "signal stop (Boehm-style)", rr[PEER][0], 0);
+	snprintf(name, sizeof(name), "stop-the-world pause p99, %.0f us of "
+		 "work inside", cfg.pause_us);
+	bench_row(name, rr[RS][2], "us", "signal stop (Boehm-style)",
+		  rr[PEER][2], 0);
 	return 0;
 }

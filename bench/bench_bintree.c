@@ -1,0 +1,825 @@
+/*
+ * bench_bintree.c - binary-trees, the allocation program of the Computer
+ * Language Benchmarks Game, run on refstore, on the Boehm GC and on glibc
+ * malloc/free in the same process, with the same work and a checksum that
+ * must come out the same for all three.  A benchmark, not a test: it prints
+ * times and ratios, never pass/fail on a timing (only on a wrong checksum
+ * or a leak).
+ *
+ * The work of one run, written here from the benchmark's description, for a
+ * maximum depth M (-d; default 16, -l 21, -q 12):
+ *
+ *   1. a stretch tree of depth M + 1 is built, checked and dropped;
+ *   2. a long-lived tree of depth M is built, and kept until the end;
+ *   3. for each depth d = 4, 6, ..., M: 2^(M - d + 4) trees of depth d are
+ *      built, checked and dropped one after the other (so every depth
+ *      allocates about 2^(M + 5) nodes);
+ *   4. the long-lived tree is checked.
+ *
+ * Every tree is built bottom-up (a node is made once its two subtrees
+ * exist; a leaf has none) and has 2^(d+1) - 1 nodes of two pointers each.
+ * Checking a tree walks it and counts its nodes.  The checksum of a run is
+ * the sum of every count; it is also computed from the formulas and
+ * compared: a run that disagrees prints WRONG and the exit status is 1.
+ *
+ * The implementations:
+ *
+ *   refstore      nodes are rs_new objects of a type whose traverse visits
+ *                 both children; children are stored with plain stores
+ *                 (the tree is private to its thread), a tree is dropped
+ *                 with one rs_decref of its root and freed by the cascade at
+ *                 the thread's next safepoint, called after every tree (as a
+ *                 server would between requests).  The collector stays
+ *                 enabled with its default settings (the type is tracked:
+ *                 it does not claim RS_TYPE_NO_CYCLES, though trees are
+ *                 acyclic).  The long-lived tree is published (stored with
+ *                 rs_set_steal into a shared slot) and borrowed with rs_get.
+ *   Boehm GC      GC_MALLOC nodes, never freed; the collector runs with its
+ *                 default configuration.
+ *   glibc malloc  malloc nodes; each tree freed by a recursive walk after
+ *                 its check.
+ *
+ * For information the table has a fourth line, "refstore (untracked)": the
+ * same refstore code with the node type declared RS_TYPE_NO_CYCLES, which
+ * the collector neither tracks nor counts.  Its ratio to the refstore line
+ * is what the collector costs this program; it has no summary row.
+ *
+ * Two configurations: one thread (the main thread does everything), and T
+ * threads (-t, default 2): the main thread builds the stretch tree and the
+ * long-lived tree once, then T worker threads each do an equal share of the
+ * trees of step 3 (the iterations of each depth split as evenly as they go,
+ * so together they do the work of one thread) and each check the shared
+ * long-lived tree (step 4).  refstore's workers attach and detach, Boehm's
+ * register with GC_register_my_thread, malloc's are plain threads.
+ *
+ * Timing: one run is timed from the stretch tree to the end of step 4 (the
+ * workers joined), on the wall clock.  Dropping the long-lived tree
+ * afterwards is not timed (refstore: its deferred decrement and cascade;
+ * Boehm: a GC_gcollect; malloc: the frees).  Each configuration runs every
+ * implementation R times (-r; default 5, 3 with -q or -l), interleaved,
+ * their order rotated from repeat to repeat.  The tables show the median
+ * and [min-max] of the R times and the ratios "Boehm time / refstore time"
+ * and "malloc time / refstore time" between medians: above 1 means refstore
+ * was faster.  The last lines are the summary rows for bench/report.py
+ * (BENCHROW, bench.h).
+ *
+ *   bench_bintree [-q] [-l] [-d depth] [-r repeats] [-t threads] [-h]
+ *
+ * The default (depth 16, 5 repeats) takes about 10 s on 2 cores;
+ * -q well under 2 s; -l (depth 21) several minutes.  Without libgc at build
+ * time the Boehm side says "peer skipped" and the rest runs.  At the end
+ * rs_shutdown() must find no object alive.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_BOEHM
+/* GC_THREADS: the workers of the Boehm runs register themselves
+ * (GC_register_my_thread); pthread_create is not redirected, so refstore's
+ * and malloc's threads stay plain. */
+#define GC_THREADS 1
+#define GC_NO_THREAD_REDIRECTS 1
+#include <gc.h>
+#endif
+
+#include "refstore.h"
+#include "bench.h"
+
+/* Under ThreadSanitizer the Boehm GC may fail to stop its other threads
+ * (TSan delivers a signal only when the thread reaches a call it
+ * intercepts, and the GC aborts with "Signals delivery fails
+ * constantly"), so the multi-threaded Boehm runs are skipped there. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#define MAXREP 64
+#define MAXTHREADS 64
+#define MIN_DEPTH 4
+#define MAX_DEPTH 24
+
+static int g_max = 16;
+static long g_wrong;
+
+static uint64_t tree_nodes(int depth)
+{
+	return ((uint64_t)1 << (depth + 1)) - 1;
+}
+
+/* trees of depth d in step 3 */
+static uint64_t iterations(int depth)
+{
+	return (uint64_t)1 << (g_max - depth + MIN_DEPTH);
+}
+
+/* The share of n iterations that worker k of nt does. */
+static uint64_t share_of(uint64_t n, int k, int nt)
+{
+	return n / (uint64_t)nt + ((uint64_t)k < n % (uint64_t)nt);
+}
+
+/* ---- one implementation, as the driver sees it ------------------------ */
+
+struct impl {
+	const char *name;
+	const char *skip;		/* set: not run, and why */
+	void (*run_begin)(void);	/* main thread, before a timed run */
+	void (*run_end)(void);		/* main thread, after the cleanup */
+	void (*enter)(void);		/* a worker thread starts */
+	void (*leave)(void);		/* ... and ends */
+	void (*block)(void);		/* main thread is about to join */
+	void (*unblock)(void);
+	void (*between)(void);		/* after each tree */
+	uint64_t (*tree)(int depth);	/* build, check, drop: the check */
+	void (*long_build)(void);
+	uint64_t (*long_check)(void);	/* any thread */
+	void (*long_release)(void);	/* untimed */
+};
+
+static void hook(void (*fn)(void))
+{
+	if (fn)
+		fn();
+}
+
+/* ---- refstore --------------------------------------------------------- */
+
+struct rnode {
+	struct rnode *left, *right;	/* counted references */
+};
+
+static void rnode_traverse(void *obj, rs_visit_fn visit, void *arg)
+{
+	struct rnode *n = obj;
+
+	if (n->left)
+		visit(n->left, arg);
+	if (n->right)
+		visit(n->right, arg);
+}
+
+static const rs_type rnode_type = {
+	"bintree_node", sizeof(struct rnode), rnode_traverse, NULL, NULL, 0,
+};
+
+/* For the "refstore (untracked)" line: declared acyclic. */
+static const rs_type rnode_untracked_type = {
+	"bintree_node_untracked", sizeof(struct rnode), rnode_traverse, NULL,
+	NULL, RS_TYPE_NO_CYCLES,
+};
+
+static const rs_type *g_rtype = &rnode_type;	/* set before each run */
+static struct rnode *g_r_long;		/* a counted reference, published */
+static size_t g_r_base;			/* live objects between runs */
+
+static size_t rs_live(void)
+{
+	struct rs_stats st;
+
+	if (rs_stats(&st))
+		die("rs_stats");
+	return st.live_objects;
+}
+
+static struct rnode *r_make(int depth)
+{
+	struct rnode *n, *l = NULL, *r = NULL;
+
+	if (depth > 0) {
+		l = r_make(depth - 1);
+		r = r_make(depth - 1);
+	}
+	if (!(n = rs_new(g_rtype)))
+		die("rs_new");
+	n->left = l;		/* plain stores: n is private; they take */
+	n->right = r;		/* over the children's references */
+	return n;
+}
+
+/* A private tree: plain loads. */
+static uint64_t r_count(const struct rnode *n)
+{
+	if (!n->left)
+		return 1;
+	return 1 + r_count(n->left) + r_count(n->right);
+}
+
+static uint64_t r_tree(int depth)
+{
+	struct rnode *t = r_make(depth);
+	uint64_t c = r_count(t);
+
+	rs_decref(t);		/* freed by the cascade at the next safepoint */
+	return c;
+}
+
+static void r_long_build(void)
+{
+	/* the workers borrow it: publish it, through a shared slot */
+	if (rs_set_steal(&g_r_long, r_make(g_max)))
+		die("rs_set_steal");
+}
+
+/* A published tree: every field is read with rs_get. */
+static uint64_t r_count_shared(struct rnode *n)
+{
+	struct rnode *l = rs_get(&n->left);
+
+	if (!l)
+		return 1;
+	return 1 + r_count_shared(l) + r_count_shared(rs_get(&n->right));
+}
+
+static uint64_t r_long_check(void)
+{
+	struct rnode *t = rs_get(&g_r_long);
+
+	return t ? r_count_shared(t) : 0;
+}
+
+static void r_long_release(void)
+{
+	if (rs_clear(&g_r_long))
+		die("rs_clear");
+}
+
+static void r_run_begin(void)
+{
+	g_rtype = &rnode_type;
+	rs_online();
+}
+
+static void r_untracked_run_begin(void)
+{
+	g_rtype = &rnode_untracked_type;
+	rs_online();
+}
+
+/* Waits (untimed) until the long-lived tree has been freed: its decrement
+ * is deferred by a grace period, then cascades. */
+static void r_run_end(void)
+{
+	struct timespec ts = { 0, 100000 };
+	int k;
+
+	for (k = 0; rs_live() != g_r_base; k++) {
+		if (k == 100000) {
+			printf("WRONG: refstore: %zu objects still alive after "
+			       "a run, expected %zu\n", rs_live(), g_r_base);
+			g_wrong++;
+			break;
+		}
+		rs_offline();	/* seals the thread's batch */
+		nanosleep(&ts, NULL);
+		rs_online();
+		rs_safepoint();
+	}
+	rs_offline();
+}
+
+static void r_enter(void)
+{
+	if (rs_thread_attach())
+		die("rs_thread_attach");
+}
+
+static void r_leave(void)
+{
+	rs_thread_detach();
+}
+
+static void r_block(void)
+{
+	rs_offline();
+}
+
+static void r_unblock(void)
+{
+	rs_online();
+}
+
+static void r_between(void)
+{
+	rs_safepoint();
+}
+
+/* ---- Boehm GC --------------------------------------------------------- */
+
+#ifdef HAVE_BOEHM
+struct bnode {
+	struct bnode *left, *right;
+};
+
+static struct bnode *g_b_long;		/* a static: a root for Boehm */
+
+static struct bnode *b_make(int depth)
+{
+	struct bnode *n, *l = NULL, *r = NULL;
+
+	if (depth > 0) {
+		l = b_make(depth - 1);
+		r = b_make(depth - 1);
+	}
+	if (!(n = GC_MALLOC(sizeof(*n))))
+		die("GC_MALLOC");
+	n->left = l;
+	n->right = r;
+	return n;
+}
+
+static uint64_t b_count(const struct bnode *n)
+{
+	if (!n->left)
+		return 1;
+	return 1 + b_count(n->left) + b_count(n->right);
+}
+
+static uint64_t b_tree(int depth)
+{
+	return b_count(b_make(depth));
+}
+
+static void b_long_build(void)
+{
+	g_b_long = b_make(g_max);
+}
+
+static uint64_t b_long_check(void)
+{
+	return g_b_long ? b_count(g_b_long) : 0;
+}
+
+static void b_long_release(void)
+{
+	g_b_long = NULL;
+}
+
+static void b_run_end(void)
+{
+	GC_gcollect();
+}
+
+static void b_enter(void)
+{
+	struct GC_stack_base sb;
+
+	if (GC_get_stack_base(&sb) != GC_SUCCESS ||
+	    GC_register_my_thread(&sb) != GC_SUCCESS)
+		die("GC_register_my_thread");
+}
+
+static void b_leave(void)
+{
+	GC_unregister_my_thread();
+}
+#endif
+
+/* ---- glibc malloc ----------------------------------------------------- */
+
+struct mnode {
+	struct mnode *left, *right;
+};
+
+static struct mnode *g_m_long;
+
+static struct mnode *m_make(int depth)
+{
+	struct mnode *n, *l = NULL, *r = NULL;
+
+	if (depth > 0) {
+		l = m_make(depth - 1);
+		r = m_make(depth - 1);
+	}
+	if (!(n = malloc(sizeof(*n))))
+		die("malloc");
+	n->left = l;
+	n->right = r;
+	return n;
+}
+
+static uint64_t m_count(const struct mnode *n)
+{
+	if (!n->left)
+		return 1;
+	return 1 + m_count(n->left) + m_count(n->right);
+}
+
+static void m_free(struct mnode *n)
+{
+	if (n->left) {
+		m_free(n->left);
+		m_free(n->right);
+	}
+	free(n);
+}
+
+static uint64_t m_tree(int depth)
+{
+	struct mnode *t = m_make(depth);
+	uint64_t c = m_count(t);
+
+	m_free(t);
+	return c;
+}
+
+static void m_long_build(void)
+{
+	g_m_long = m_make(g_max);
+}
+
+static uint64_t m_long_check(void)
+{
+	return g_m_long ? m_count(g_m_long) : 0;
+}
+
+static void m_long_release(void)
+{
+	if (g_m_long)
+		m_free(g_m_long);
+	g_m_long = NULL;
+}
+
+/* ---- the implementations ---------------------------------------------- */
+
+enum { RS, RS_UNTRACKED, BOEHM, MALLOC, NIMPL };
+
+static char g_boehm_name[64] = "Boehm GC";
+
+static struct impl g_impl[NIMPL] = {
+	[RS] = {
+		.name = "refstore",
+		.run_begin = r_run_begin, .run_end = r_run_end,
+		.enter = r_enter, .leave = r_leave,
+		.block = r_block, .unblock = r_unblock,
+		.between = r_between, .tree = r_tree,
+		.long_build = r_long_build, .long_check = r_long_check,
+		.long_release = r_long_release,
+	},
+	[RS_UNTRACKED] = {
+		.name = "refstore (untracked)",
+		.run_begin = r_untracked_run_begin, .run_end = r_run_end,
+		.enter = r_enter, .leave = r_leave,
+		.block = r_block, .unblock = r_unblock,
+		.between = r_between, .tree = r_tree,
+		.long_build = r_long_build, .long_check = r_long_check,
+		.long_release = r_long_release,
+	},
+	[BOEHM] = {
+		.name = g_boehm_name,
+#ifdef HAVE_BOEHM
+		.run_end = b_run_end,
+		.enter = b_enter, .leave = b_leave,
+		.tree = b_tree,
+		.long_build = b_long_build, .long_check = b_long_check,
+		.long_release = b_long_release,
+#else
+		.skip = "peer skipped: built without libgc (libgc-dev was "
+			"missing at build time)",
+#endif
+	},
+	[MALLOC] = {
+		.name = "glibc malloc",
+		.tree = m_tree,
+		.long_build = m_long_build, .long_check = m_long_check,
+		.long_release = m_long_release,
+	},
+};
+
+/* ---- the driver ------------------------------------------------------- */
+
+/* Steps 3 and 4 for worker k of nt. */
+static uint64_t share(const struct impl *im, int k, int nt)
+{
+	uint64_t sum = 0, n, it;
+	int d;
+
+	for (d = MIN_DEPTH; d <= g_max; d += 2) {
+		n = share_of(iterations(d), k, nt);
+		for (it = 0; it < n; it++) {
+			sum += im->tree(d);
+			hook(im->between);
+		}
+	}
+	return sum + im->long_check();
+}
+
+struct job {
+	const struct impl *im;
+	int k, nt;
+	uint64_t sum;
+};
+
+static void *worker(void *arg)
+{
+	struct job *j = arg;
+
+	hook(j->im->enter);
+	j->sum = share(j->im, j->k, j->nt);
+	hook(j->im->leave);
+	return NULL;
+}
+
+/* One timed run; its checksum in *sum.  Seconds. */
+static double run_once(const struct impl *im, int nt, uint64_t *sum)
+{
+	struct job jobs[MAXTHREADS];
+	pthread_t th[MAXTHREADS];
+	uint64_t t0, s;
+	int k, e;
+
+	hook(im->run_begin);
+	t0 = now_ns();
+	s = im->tree(g_max + 1);		/* 1: the stretch tree */
+	hook(im->between);
+	im->long_build();			/* 2 */
+	if (nt == 1) {
+		s += share(im, 0, 1);		/* 3, 4 */
+	} else {
+		for (k = 0; k < nt; k++) {
+			jobs[k] = (struct job){ im, k, nt, 0 };
+			if ((e = pthread_create(&th[k], NULL, worker, &jobs[k]))) {
+				errno = e;
+				die("pthread_create");
+			}
+		}
+		hook(im->block);
+		for (k = 0; k < nt; k++)
+			pthread_join(th[k], NULL);
+		hook(im->unblock);
+		for (k = 0; k < nt; k++)
+			s += jobs[k].sum;
+	}
+	t0 = now_ns() - t0;
+	im->long_release();
+	hook(im->run_end);
+	*sum = s;
+	return (double)t0 / 1e9;
+}
+
+/* The checksum a run must have, from the formulas. */
+static uint64_t expected_sum(int nt)
+{
+	uint64_t s = tree_nodes(g_max + 1);
+	int d;
+
+	for (d = MIN_DEPTH; d <= g_max; d += 2)
+		s += iterations(d) * tree_nodes(d);
+	return s + (uint64_t)nt * tree_nodes(g_max);
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+struct cfg {
+	int nt;
+	const char *skip[NIMPL];	/* not run in this configuration */
+	int n[NIMPL];
+	double t[NIMPL][MAXREP];
+	double med[NIMPL], lo[NIMPL], hi[NIMPL];
+	uint64_t sum[NIMPL];
+	/* what refstore's collector and Boehm's did during the runs */
+	uint64_t rs_coll[RS_GC_GENERATIONS], rs_pause_ns, rs_ttsp_ns;
+	unsigned long boehm_gcs;
+};
+
+static struct cfg g_cfg[2];
+
+/* Collections per generation, and the time the world was stopped and the
+ * time it took to stop it, summed over generations. */
+static void rs_gc_totals(uint64_t *coll, uint64_t *pause, uint64_t *ttsp)
+{
+	struct rs_gc_stats st;
+	int g;
+
+	*pause = 0;
+	*ttsp = 0;
+	for (g = 0; g < RS_GC_GENERATIONS; g++) {
+		if (rs_gc_get_stats(g, &st))
+			die("rs_gc_get_stats");
+		coll[g] = st.collections;
+		*pause += st.pause_total_ns;
+		*ttsp += st.ttsp_total_ns;
+	}
+}
+
+static void measure_name(char *buf, size_t len, int nt)
+{
+	snprintf(buf, len, "binary-trees depth %d, %d thread%s", g_max, nt,
+		 nt > 1 ? "s" : "");
+}
+
+static void run_config(struct cfg *c, int nt, int reps)
+{
+	uint64_t before[RS_GC_GENERATIONS], after[RS_GC_GENERATIONS];
+	uint64_t p0, p1, w0, w1, sum, want = expected_sum(nt);
+	unsigned long gc0 = 0;
+	int rep, j, i;
+
+	memset(c, 0, sizeof(*c));
+	c->nt = nt;
+	for (i = 0; i < NIMPL; i++)
+		c->skip[i] = g_impl[i].skip;
+	if (UNDER_TSAN && nt > 1 && !c->skip[BOEHM])
+		c->skip[BOEHM] = "peer skipped: built with ThreadSanitizer, "
+				 "which holds back the signals the Boehm GC "
+				 "stops threads with";
+	rs_online();
+	rs_gc_totals(before, &p0, &w0);
+	rs_offline();
+#ifdef HAVE_BOEHM
+	gc0 = (unsigned long)GC_get_gc_no();
+#endif
+	for (rep = 0; rep < reps; rep++) {
+		for (j = 0; j < NIMPL; j++) {
+			i = (rep + j) % NIMPL;
+			if (c->skip[i])
+				continue;
+			c->t[i][c->n[i]++] = run_once(&g_impl[i], nt, &sum);
+			if (sum != want) {
+				printf("WRONG: %s, %d thread(s), run %d: checksum "
+				       "%" PRIu64 ", expected %" PRIu64 "\n",
+				       g_impl[i].name, nt, rep + 1, sum, want);
+				g_wrong++;
+			}
+			c->sum[i] = sum;
+		}
+	}
+	rs_online();
+	rs_gc_totals(after, &p1, &w1);
+	rs_offline();
+	for (i = 0; i < RS_GC_GENERATIONS; i++)
+		c->rs_coll[i] = after[i] - before[i];
+	c->rs_pause_ns = p1 - p0;
+	c->rs_ttsp_ns = w1 - w0;
+#ifdef HAVE_BOEHM
+	c->boehm_gcs = (unsigned long)GC_get_gc_no() - gc0;
+#else
+	(void)gc0;
+#endif
+	for (i = 0; i < NIMPL; i++)
+		c->med[i] = bench_median(c->t[i], c->n[i], &c->lo[i], &c->hi[i]);
+}
+
+static void print_config(const struct cfg *c)
+{
+	char name[160];
+	int i;
+
+	measure_name(name, sizeof(name), c->nt);
+	printf("\n%s: wall time of one run, seconds, over %d runs each\n", name,
+	       c->n[RS]);
+	printf("  %-22s %8s   %-19s  %s\n", "implementation", "median",
+	       "[min - max]", "checksum");
+	for (i = 0; i < NIMPL; i++) {
+		if (c->skip[i]) {
+			printf("  %-22s %s\n", g_impl[i].name, c->skip[i]);
+			continue;
+		}
+		printf("  %-22s %8.3f   [%7.3f - %7.3f]  %" PRIu64 "\n",
+		       g_impl[i].name, c->med[i], c->lo[i], c->hi[i], c->sum[i]);
+	}
+	if (!c->skip[BOEHM])
+		printf("  Boehm time / refstore time:  %5.2f  (above 1: refstore "
+		       "faster)\n", c->med[BOEHM] / c->med[RS]);
+	printf("  malloc time / refstore time: %5.2f  (above 1: refstore "
+	       "faster)\n", c->med[MALLOC] / c->med[RS]);
+	printf("  refstore time / refstore (untracked) time: %.2f  (what the "
+	       "collector's tracking and collections cost)\n",
+	       c->med[RS] / c->med[RS_UNTRACKED]);
+	printf("  refstore's collector in these runs: %" PRIu64 " young, %"
+	       PRIu64 " middle, %" PRIu64 " full collections; world stopped "
+	       "%.1f ms per run, %.1f ms per run to stop it\n", c->rs_coll[0],
+	       c->rs_coll[1], c->rs_coll[2], c->n[RS] ?
+	       (double)c->rs_pause_ns / 1e6 / c->n[RS] : 0.0, c->n[RS] ?
+	       (double)c->rs_ttsp_ns / 1e6 / c->n[RS] : 0.0);
+	if (!c->skip[BOEHM])
+		printf("  Boehm's collections in these runs: %.1f per run "
+		       "(the untimed GC_gcollect after each included)\n",
+		       c->n[BOEHM] ? (double)c->boehm_gcs / c->n[BOEHM] : 0.0);
+	fflush(stdout);
+}
+
+static void usage(const char *prog, int status)
+{
+	fprintf(status ? stderr : stdout,
+		"usage: %s [-q] [-l] [-d depth] [-r repeats] [-t threads] [-h]\n"
+		"  binary-trees on refstore, the Boehm GC and glibc malloc\n"
+		"  -q  quick (CI): depth 12, 3 repeats\n"
+		"  -l  long: depth 21, 3 repeats\n"
+		"  -d  the maximum depth (%d..%d; default 16)\n"
+		"  -r  repeats per implementation and configuration "
+		"(default 5; 3 with -q or -l)\n"
+		"  -t  threads of the multi-threaded configuration "
+		"(2..%d, default 2)\n", prog, MIN_DEPTH, MAX_DEPTH,
+		MAXTHREADS);
+	exit(status);
+}
+
+int main(int argc, char **argv)
+{
+	char name[160];
+	int c, reps = 0, nt = 2, depth = 0, quick = 0, longmode = 0, i;
+	long left, v;
+	char *end;
+
+	while ((c = getopt(argc, argv, "qld:r:t:h")) != -1) {
+		switch (c) {
+		case 'q': quick = 1; break;
+		case 'l': longmode = 1; break;
+		case 'd':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < MIN_DEPTH || v > MAX_DEPTH)
+				usage(argv[0], 2);
+			depth = (int)v;
+			break;
+		case 'r':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > MAXREP)
+				usage(argv[0], 2);
+			reps = (int)v;
+			break;
+		case 't':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 2 || v > MAXTHREADS)
+				usage(argv[0], 2);
+			nt = (int)v;
+			break;
+		case 'h': usage(argv[0], 0); break;
+		default: usage(argv[0], 2);
+		}
+	}
+	if (optind != argc || (quick && longmode))
+		usage(argv[0], 2);
+	g_max = depth ? depth : quick ? 12 : longmode ? 21 : 16;
+	if (!reps)
+		reps = quick || longmode ? 3 : 5;
+
+#ifdef HAVE_BOEHM
+	GC_INIT();
+	GC_allow_register_threads();
+	snprintf(g_boehm_name, sizeof(g_boehm_name), "Boehm GC %u.%u",
+		 GC_get_version() >> 16, (GC_get_version() >> 8) & 0xff);
+#endif
+	if (rs_init(NULL) || rs_thread_attach())
+		die("refstore init");
+	g_r_base = rs_live();
+	rs_offline();		/* online only during refstore's runs */
+
+	printf("bench_bintree: binary-trees, depth %d: stretch tree depth %d, "
+	       "long-lived tree depth %d, 2^(%d-d+%d) trees of each depth "
+	       "d = %d..%d step 2, node {left, right}\n", g_max, g_max + 1,
+	       g_max, g_max, MIN_DEPTH, MIN_DEPTH, g_max);
+	printf("configurations: 1 thread, %d threads (the trees of each depth "
+	       "split among them); %d runs per implementation each, "
+	       "interleaved; %ld CPUs\n", nt, reps,
+	       sysconf(_SC_NPROCESSORS_ONLN));
+#ifdef HAVE_BOEHM
+	printf("peers: Boehm GC %u.%u.%u (GC_MALLOC, default settings, %d "
+	       "marker thread(s)), glibc malloc/free\n", GC_get_version() >> 16,
+	       (GC_get_version() >> 8) & 0xff, GC_get_version() & 0xff,
+	       GC_get_parallel() + 1);
+#else
+	printf("peers: Boehm GC: %s; glibc malloc/free\n", g_impl[BOEHM].skip);
+#endif
+	fflush(stdout);
+
+	run_config(&g_cfg[0], 1, reps);
+	print_config(&g_cfg[0]);
+	run_config(&g_cfg[1], nt, reps);
+	print_config(&g_cfg[1]);
+
+	rs_online();
+	rs_thread_detach();
+	left = rs_shutdown();
+	printf("\nrs_shutdown() = %ld (live objects; expect 0)\n", left);
+	if (left) {
+		printf("WRONG: rs_shutdown() found %ld objects alive\n", left);
+		g_wrong++;
+	}
+	if (g_wrong)
+		printf("WRONG: %ld result(s) above were wrong\n", g_wrong);
+
+	printf("\n");
+	for (c = 0; c < 2; c++) {
+		measure_name(name, sizeof(name), g_cfg[c].nt);
+		for (i = BOEHM; i < NIMPL; i++)
+			if (!g_cfg[c].skip[i])
+				bench_row(name, g_cfg[c].med[RS], "s",
+					  g_impl[i].name, g_cfg[c].med[i], 0);
+	}
+	return g_wrong ? 1 : 0;
+}

@@ -1,0 +1,1034 @@
+/*
+ * bench_gcbench.c - GCBench (the allocation benchmark of John Ellis and Pete
+ * Kovac, as adapted to C by Hans Boehm), run on refstore, on the Boehm GC and
+ * on glibc malloc/free in the same process, with the same work and a
+ * checksum that must come out the same for all three.  A benchmark, not a
+ * test: it prints times and ratios, never pass/fail on a timing (only on a
+ * wrong checksum or a leak).
+ *
+ * The work of one run, written here from the benchmark's description:
+ *
+ *   1. a stretch tree of depth S (-l: 20, default 17), built bottom-up,
+ *      checked and dropped at once;
+ *   2. a long-lived tree of depth L (default 16), built top-down, and a
+ *      long-lived array of A doubles (default 500,000; the first half holds
+ *      1/i), both kept alive for the whole run;
+ *   3. for each depth d = 4, 6, ..., D (default 16): N(d) short-lived trees
+ *      built top-down (the parent is made first, then its children are
+ *      allocated and stored into it), then N(d) built bottom-up (children
+ *      first, the parent made with them), each checked and dropped right
+ *      after it was built.  N(d) = 2 * size(S) / size(d), where size(d) =
+ *      2^(d+1) - 1 is the node count of a tree of depth d: every depth
+ *      allocates about the same number of nodes, 4 * size(S);
+ *   4. a full walk of the long-lived tree and a look at one array slot, to
+ *      show that both survived.
+ *
+ * A node is {left, right, i, j} (two pointers, two ints); i holds the height
+ * of the node in its tree (leaves 0).  The checksum of a run is the sum, over
+ * every short-lived and stretch tree, of the nodes allocated for it plus the
+ * i values along its leftmost and rightmost paths (a cheap look that
+ * catches a tree built wrong), plus for each walk of step 4 the sum of
+ * 1 + i over the long-lived tree and 1000 if the array slot is right.  It is
+ * also computed from the formulas and compared: a run that disagrees prints
+ * WRONG and the exit status is 1.
+ *
+ * The implementations:
+ *
+ *   refstore      nodes are rs_new objects of a type whose traverse visits
+ *                 left and right; children are stored with plain stores
+ *                 (the tree is private to its thread while it is built) and
+ *                 a tree is dropped with one rs_decref of its root: the
+ *                 cascade frees it at the thread's next safepoint, called
+ *                 after every tree, as a server would between requests.
+ *                 The collector stays enabled with its default settings
+ *                 (the type is tracked: it does not claim RS_TYPE_NO_CYCLES,
+ *                 though these trees are acyclic).  The long-lived tree and
+ *                 the array (an object without references) are published,
+ *                 and the threads borrow them with rs_get.
+ *   Boehm GC      GC_MALLOC nodes, GC_MALLOC_ATOMIC array, never freed; the
+ *                 collector runs with its default configuration.
+ *   glibc malloc  malloc nodes, each tree freed by a recursive walk right
+ *                 after its check.
+ *
+ * For information the table has a fourth line, "refstore (untracked)": the
+ * same refstore code with the node type declared RS_TYPE_NO_CYCLES, which
+ * the collector neither tracks nor counts (16 bytes less per node, no
+ * nursery log, no automatic collection).  Its ratio to the refstore line is
+ * what the collector costs this program; it has no summary row.
+ *
+ * Two configurations: one thread (the main thread does everything), and T
+ * threads (-t, default 2): the main thread builds the stretch tree and the
+ * long-lived structures once, then T worker threads each build an equal
+ * share of the short-lived trees of step 3 (the iterations of each depth
+ * split as evenly as they go, so the T threads together do exactly the work
+ * of one) and each walk the shared long-lived tree (step 4).  refstore's
+ * workers attach and detach (rs_thread_attach/rs_thread_detach), Boehm's
+ * register with GC_register_my_thread, malloc's are plain threads.
+ *
+ * Timing: one run is timed from the stretch tree to the end of step 4 (the
+ * workers joined), all of it on the wall clock.  Dropping the long-lived
+ * structures afterwards is not timed (refstore: their deferred decrement
+ * and cascade; Boehm: a GC_gcollect; malloc: the frees), so each run starts
+ * from a comparable heap.  Each configuration runs every implementation R
+ * times (-r; default 5, 3 with -q or -l), the implementations interleaved and
+ * their order rotated from repeat to repeat so drift hits them alike.  The
+ * tables show the median and [min-max] of the R times, and the ratios
+ * "Boehm time / refstore time" and "malloc time / refstore time", taken
+ * between medians: above 1 means refstore was faster.  The last lines are
+ * the summary rows for bench/report.py (BENCHROW, bench.h).
+ *
+ *   bench_gcbench [-q] [-l] [-r repeats] [-t threads] [-h]
+ *
+ *   -q  quick (CI): S 13, L 12, D 12, A 100,000, 3 repeats (well under 2 s)
+ *   -l  long: S 20, L 18, D 18, A 2,000,000
+ *   default: S 17, L 16, D 16, A 500,000, 5 repeats (about 7 s
+ *   on 2 cores)
+ *
+ * Without libgc at build time the Boehm side says "peer skipped" and the
+ * rest runs.  At the end rs_shutdown() must find no object alive.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_BOEHM
+/* GC_THREADS: the workers of the Boehm runs allocate from the collected heap
+ * and register themselves (GC_register_my_thread); no redirection of
+ * pthread_create, so refstore's and malloc's threads stay plain. */
+#define GC_THREADS 1
+#define GC_NO_THREAD_REDIRECTS 1
+#include <gc.h>
+#endif
+
+#include "refstore.h"
+#include "bench.h"
+
+/* Under ThreadSanitizer the Boehm GC may fail to stop its other threads
+ * (TSan delivers a signal only when the thread reaches a call it
+ * intercepts, and the GC aborts with "Signals delivery fails
+ * constantly"), so the multi-threaded Boehm runs are skipped there. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#define MAXREP 64
+#define MAXTHREADS 64
+#define MIN_DEPTH 4
+#define ARRAY_SLOT 1000		/* the array slot step 4 looks at */
+
+static int g_stretch = 17, g_long = 16, g_max = 16;
+static size_t g_array = 500000;
+static int g_quick, g_longmode;
+static long g_wrong;
+
+/* Nodes allocated by the calling thread (every implementation counts the
+ * same way: one per node it makes). */
+static _Thread_local uint64_t t_built;
+
+static uint64_t tree_nodes(int depth)
+{
+	return ((uint64_t)1 << (depth + 1)) - 1;
+}
+
+/* N(d): short-lived trees of depth d per direction */
+static uint64_t iterations(int depth)
+{
+	return 2 * tree_nodes(g_stretch) / tree_nodes(depth);
+}
+
+/* The share of n iterations that worker k of nt does. */
+static uint64_t share_of(uint64_t n, int k, int nt)
+{
+	return n / (uint64_t)nt + ((uint64_t)k < n % (uint64_t)nt);
+}
+
+/* ---- one implementation, as the driver sees it ------------------------ */
+
+struct impl {
+	const char *name;
+	const char *skip;		/* set: not run, and why */
+	void (*run_begin)(void);	/* main thread, before a timed run */
+	void (*run_end)(void);		/* main thread, after the cleanup */
+	void (*enter)(void);		/* a worker thread starts */
+	void (*leave)(void);		/* ... and ends */
+	void (*block)(void);		/* main thread is about to join */
+	void (*unblock)(void);
+	void (*between)(void);		/* after each tree */
+	/* build a tree of the given depth, check it, drop it; returns the
+	 * nodes allocated for it plus its path check */
+	uint64_t (*top_down)(int depth);
+	uint64_t (*bottom_up)(int depth);
+	void (*long_build)(void);	/* the long-lived tree and array */
+	uint64_t (*long_check)(void);	/* step 4 (any thread) */
+	void (*long_release)(void);	/* untimed */
+};
+
+static void hook(void (*fn)(void))
+{
+	if (fn)
+		fn();
+}
+
+/* The path check of a private tree: the sum of i along its leftmost path
+ * plus the sum along its rightmost path (d(d + 1) for a tree of depth d). */
+#define PATH_CHECK_FN(fn, type)						\
+static uint64_t fn(const type *root)					\
+{									\
+	const type *p;							\
+	uint64_t s = 0;							\
+									\
+	for (p = root; p; p = p->left)					\
+		s += (uint64_t)p->i;					\
+	for (p = root; p; p = p->right)					\
+		s += (uint64_t)p->i;					\
+	return s;							\
+}
+
+/* ---- refstore --------------------------------------------------------- */
+
+struct rnode {
+	struct rnode *left, *right;	/* counted references */
+	int i, j;
+};
+
+static void rnode_traverse(void *obj, rs_visit_fn visit, void *arg)
+{
+	struct rnode *n = obj;
+
+	if (n->left)
+		visit(n->left, arg);
+	if (n->right)
+		visit(n->right, arg);
+}
+
+PATH_CHECK_FN(r_path, struct rnode)
+
+static const rs_type rnode_type = {
+	"gcbench_node", sizeof(struct rnode), rnode_traverse, NULL, NULL, 0,
+};
+
+/* The same node for the "refstore (untracked)" line: declared acyclic, so
+ * the collector neither tracks nor counts it. */
+static const rs_type rnode_untracked_type = {
+	"gcbench_node_untracked", sizeof(struct rnode), rnode_traverse, NULL,
+	NULL, RS_TYPE_NO_CYCLES,
+};
+
+static const rs_type *g_rtype = &rnode_type;	/* set before each run */
+
+struct rarray {
+	size_t n;
+	double v[];
+};
+
+static rs_type rarray_type = {	/* size set in main */
+	"gcbench_array", 0, NULL, NULL, NULL, 0,
+};
+
+static struct rnode *g_r_long;		/* counted references, published */
+static struct rarray *g_r_array;
+static size_t g_r_base;			/* live objects between runs */
+
+static size_t rs_live(void)
+{
+	struct rs_stats st;
+
+	if (rs_stats(&st))
+		die("rs_stats");
+	return st.live_objects;
+}
+
+static inline struct rnode *r_node(int i)
+{
+	struct rnode *n = rs_new(g_rtype);
+
+	if (!n)
+		die("rs_new");
+	n->i = i;		/* left, right and j are zero already */
+	t_built++;
+	return n;
+}
+
+static void r_populate(int depth, struct rnode *n)
+{
+	if (depth <= 0)
+		return;
+	depth--;
+	n->left = r_node(depth);	/* plain stores: n is private */
+	n->right = r_node(depth);
+	r_populate(depth, n->left);
+	r_populate(depth, n->right);
+}
+
+static struct rnode *r_make(int depth)
+{
+	struct rnode *l, *r, *n;
+
+	if (depth <= 0)
+		return r_node(0);
+	l = r_make(depth - 1);
+	r = r_make(depth - 1);
+	n = r_node(depth);
+	n->left = l;		/* takes over rs_new's references */
+	n->right = r;
+	return n;
+}
+
+static uint64_t r_top_down(int depth)
+{
+	uint64_t before = t_built, path;
+	struct rnode *t = r_node(depth);
+
+	r_populate(depth, t);
+	path = r_path(t);
+	rs_decref(t);		/* freed by the cascade at the next safepoint */
+	return t_built - before + path;
+}
+
+static uint64_t r_bottom_up(int depth)
+{
+	uint64_t before = t_built, path;
+	struct rnode *t = r_make(depth);
+
+	path = r_path(t);
+	rs_decref(t);
+	return t_built - before + path;
+}
+
+static void r_long_build(void)
+{
+	struct rnode *t = r_node(g_long);
+	struct rarray *a;
+	size_t k;
+
+	r_populate(g_long, t);
+	if (!(a = rs_new(&rarray_type)))
+		die("rs_new array");
+	a->n = g_array;
+	for (k = 1; k < g_array / 2; k++)
+		a->v[k] = 1.0 / (double)k;
+	/* the workers borrow both: publish them, through shared slots */
+	if (rs_set_steal(&g_r_long, t) || rs_set_steal(&g_r_array, a))
+		die("rs_set_steal");
+}
+
+/* A published tree: every field is read with rs_get. */
+static uint64_t r_walk(struct rnode *n)
+{
+	if (!n)
+		return 0;
+	return 1 + (uint64_t)n->i + r_walk(rs_get(&n->left)) +
+	       r_walk(rs_get(&n->right));
+}
+
+static uint64_t r_long_check(void)
+{
+	struct rarray *a = rs_get(&g_r_array);
+	uint64_t s = r_walk(rs_get(&g_r_long));
+
+	return s + (a && a->v[ARRAY_SLOT] == 1.0 / ARRAY_SLOT ? ARRAY_SLOT : 0);
+}
+
+static void r_long_release(void)
+{
+	if (rs_clear(&g_r_long) || rs_clear(&g_r_array))
+		die("rs_clear");
+}
+
+static void r_run_begin(void)
+{
+	g_rtype = &rnode_type;
+	rs_online();
+}
+
+static void r_untracked_run_begin(void)
+{
+	g_rtype = &rnode_untracked_type;
+	rs_online();
+}
+
+/* Waits (untimed) until the long-lived structures have been freed: their
+ * decrement is deferred by a grace period, then cascades. */
+static void r_run_end(void)
+{
+	struct timespec ts = { 0, 100000 };
+	int k;
+
+	for (k = 0; rs_live() != g_r_base; k++) {
+		if (k == 100000) {
+			printf("WRONG: refstore: %zu objects still alive after "
+			       "a run, expected %zu\n", rs_live(), g_r_base);
+			g_wrong++;
+			break;
+		}
+		rs_offline();	/* seals the thread's batch */
+		nanosleep(&ts, NULL);
+		rs_online();
+		rs_safepoint();
+	}
+	rs_offline();
+}
+
+static void r_enter(void)
+{
+	if (rs_thread_attach())
+		die("rs_thread_attach");
+}
+
+static void r_leave(void)
+{
+	rs_thread_detach();
+}
+
+static void r_block(void)
+{
+	rs_offline();
+}
+
+static void r_unblock(void)
+{
+	rs_online();
+}
+
+static void r_between(void)
+{
+	rs_safepoint();
+}
+
+/* ---- Boehm GC --------------------------------------------------------- */
+
+#ifdef HAVE_BOEHM
+struct bnode {
+	struct bnode *left, *right;
+	int i, j;
+};
+
+PATH_CHECK_FN(b_path, struct bnode)
+
+static struct bnode *g_b_long;		/* statics: roots for Boehm */
+static double *g_b_array;
+
+static inline struct bnode *b_node(int i)
+{
+	struct bnode *n = GC_MALLOC(sizeof(*n));
+
+	if (!n)
+		die("GC_MALLOC");
+	n->i = i;		/* GC_MALLOC clears the rest */
+	t_built++;
+	return n;
+}
+
+static void b_populate(int depth, struct bnode *n)
+{
+	if (depth <= 0)
+		return;
+	depth--;
+	n->left = b_node(depth);
+	n->right = b_node(depth);
+	b_populate(depth, n->left);
+	b_populate(depth, n->right);
+}
+
+static struct bnode *b_make(int depth)
+{
+	struct bnode *l, *r, *n;
+
+	if (depth <= 0)
+		return b_node(0);
+	l = b_make(depth - 1);
+	r = b_make(depth - 1);
+	n = b_node(depth);
+	n->left = l;
+	n->right = r;
+	return n;
+}
+
+static uint64_t b_top_down(int depth)
+{
+	uint64_t before = t_built, path;
+	struct bnode *t = b_node(depth);
+
+	b_populate(depth, t);
+	path = b_path(t);
+	return t_built - before + path;
+}
+
+static uint64_t b_bottom_up(int depth)
+{
+	uint64_t before = t_built, path;
+	struct bnode *t = b_make(depth);
+
+	path = b_path(t);
+	return t_built - before + path;
+}
+
+static void b_long_build(void)
+{
+	size_t k;
+
+	g_b_long = b_node(g_long);
+	b_populate(g_long, g_b_long);
+	if (!(g_b_array = GC_MALLOC_ATOMIC(g_array * sizeof(double))))
+		die("GC_MALLOC_ATOMIC");
+	for (k = 1; k < g_array / 2; k++)
+		g_b_array[k] = 1.0 / (double)k;
+}
+
+static uint64_t b_walk(const struct bnode *n)
+{
+	if (!n)
+		return 0;
+	return 1 + (uint64_t)n->i + b_walk(n->left) + b_walk(n->right);
+}
+
+static uint64_t b_long_check(void)
+{
+	uint64_t s = b_walk(g_b_long);
+
+	return s + (g_b_array[ARRAY_SLOT] == 1.0 / ARRAY_SLOT ? ARRAY_SLOT : 0);
+}
+
+static void b_long_release(void)
+{
+	g_b_long = NULL;
+	g_b_array = NULL;
+}
+
+static void b_run_end(void)
+{
+	GC_gcollect();
+}
+
+static void b_enter(void)
+{
+	struct GC_stack_base sb;
+
+	if (GC_get_stack_base(&sb) != GC_SUCCESS ||
+	    GC_register_my_thread(&sb) != GC_SUCCESS)
+		die("GC_register_my_thread");
+}
+
+static void b_leave(void)
+{
+	GC_unregister_my_thread();
+}
+#endif
+
+/* ---- glibc malloc ----------------------------------------------------- */
+
+struct mnode {
+	struct mnode *left, *right;
+	int i, j;
+};
+
+PATH_CHECK_FN(m_path, struct mnode)
+
+static struct mnode *g_m_long;
+static double *g_m_array;
+
+static inline struct mnode *m_node(int i)
+{
+	struct mnode *n = malloc(sizeof(*n));
+
+	if (!n)
+		die("malloc");
+	n->left = n->right = NULL;
+	n->i = i;
+	n->j = 0;
+	t_built++;
+	return n;
+}
+
+static void m_populate(int depth, struct mnode *n)
+{
+	if (depth <= 0)
+		return;
+	depth--;
+	n->left = m_node(depth);
+	n->right = m_node(depth);
+	m_populate(depth, n->left);
+	m_populate(depth, n->right);
+}
+
+static struct mnode *m_make(int depth)
+{
+	struct mnode *l, *r, *n;
+
+	if (depth <= 0)
+		return m_node(0);
+	l = m_make(depth - 1);
+	r = m_make(depth - 1);
+	n = m_node(depth);
+	n->left = l;
+	n->right = r;
+	return n;
+}
+
+static void m_free(struct mnode *n)
+{
+	if (!n)
+		return;
+	m_free(n->left);
+	m_free(n->right);
+	free(n);
+}
+
+static uint64_t m_top_down(int depth)
+{
+	uint64_t before = t_built, path;
+	struct mnode *t = m_node(depth);
+
+	m_populate(depth, t);
+	path = m_path(t);
+	m_free(t);
+	return t_built - before + path;
+}
+
+static uint64_t m_bottom_up(int depth)
+{
+	uint64_t before = t_built, path;
+	struct mnode *t = m_make(depth);
+
+	path = m_path(t);
+	m_free(t);
+	return t_built - before + path;
+}
+
+static void m_long_build(void)
+{
+	size_t k;
+
+	g_m_long = m_node(g_long);
+	m_populate(g_long, g_m_long);
+	if (!(g_m_array = malloc(g_array * sizeof(double))))
+		die("malloc");
+	for (k = 1; k < g_array / 2; k++)
+		g_m_array[k] = 1.0 / (double)k;
+}
+
+static uint64_t m_walk(const struct mnode *n)
+{
+	if (!n)
+		return 0;
+	return 1 + (uint64_t)n->i + m_walk(n->left) + m_walk(n->right);
+}
+
+static uint64_t m_long_check(void)
+{
+	uint64_t s = m_walk(g_m_long);
+
+	return s + (g_m_array[ARRAY_SLOT] == 1.0 / ARRAY_SLOT ? ARRAY_SLOT : 0);
+}
+
+static void m_long_release(void)
+{
+	m_free(g_m_long);
+	free(g_m_array);
+	g_m_long = NULL;
+	g_m_array = NULL;
+}
+
+/* ---- the implementations ---------------------------------------------- */
+
+enum { RS, RS_UNTRACKED, BOEHM, MALLOC, NIMPL };
+
+static char g_boehm_name[64] = "Boehm GC";
+
+static struct impl g_impl[NIMPL] = {
+	[RS] = {
+		.name = "refstore",
+		.run_begin = r_run_begin, .run_end = r_run_end,
+		.enter = r_enter, .leave = r_leave,
+		.block = r_block, .unblock = r_unblock,
+		.between = r_between,
+		.top_down = r_top_down, .bottom_up = r_bottom_up,
+		.long_build = r_long_build, .long_check = r_long_check,
+		.long_release = r_long_release,
+	},
+	[RS_UNTRACKED] = {
+		.name = "refstore (untracked)",
+		.run_begin = r_untracked_run_begin, .run_end = r_run_end,
+		.enter = r_enter, .leave = r_leave,
+		.block = r_block, .unblock = r_unblock,
+		.between = r_between,
+		.top_down = r_top_down, .bottom_up = r_bottom_up,
+		.long_build = r_long_build, .long_check = r_long_check,
+		.long_release = r_long_release,
+	},
+	[BOEHM] = {
+		.name = g_boehm_name,
+#ifdef HAVE_BOEHM
+		.run_end = b_run_end,
+		.enter = b_enter, .leave = b_leave,
+		.top_down = b_top_down, .bottom_up = b_bottom_up,
+		.long_build = b_long_build, .long_check = b_long_check,
+		.long_release = b_long_release,
+#else
+		.skip = "peer skipped: built without libgc (libgc-dev was "
+			"missing at build time)",
+#endif
+	},
+	[MALLOC] = {
+		.name = "glibc malloc",
+		.top_down = m_top_down, .bottom_up = m_bottom_up,
+		.long_build = m_long_build, .long_check = m_long_check,
+		.long_release = m_long_release,
+	},
+};
+
+/* ---- the driver ------------------------------------------------------- */
+
+/* Step 3 and 4 for worker k of nt. */
+static uint64_t share(const struct impl *im, int k, int nt)
+{
+	uint64_t sum = 0, n, it;
+	int d;
+
+	for (d = MIN_DEPTH; d <= g_max; d += 2) {
+		n = share_of(iterations(d), k, nt);
+		for (it = 0; it < n; it++) {
+			sum += im->top_down(d);
+			hook(im->between);
+		}
+		for (it = 0; it < n; it++) {
+			sum += im->bottom_up(d);
+			hook(im->between);
+		}
+	}
+	return sum + im->long_check();
+}
+
+struct job {
+	const struct impl *im;
+	int k, nt;
+	uint64_t sum;
+};
+
+static void *worker(void *arg)
+{
+	struct job *j = arg;
+
+	hook(j->im->enter);
+	j->sum = share(j->im, j->k, j->nt);
+	hook(j->im->leave);
+	return NULL;
+}
+
+/* One timed run; its checksum in *sum.  Seconds. */
+static double run_once(const struct impl *im, int nt, uint64_t *sum)
+{
+	struct job jobs[MAXTHREADS];
+	pthread_t th[MAXTHREADS];
+	uint64_t t0, s;
+	int k, e;
+
+	hook(im->run_begin);
+	t0 = now_ns();
+	s = im->bottom_up(g_stretch);		/* 1: the stretch tree */
+	hook(im->between);
+	im->long_build();			/* 2 */
+	if (nt == 1) {
+		s += share(im, 0, 1);		/* 3, 4 */
+	} else {
+		for (k = 0; k < nt; k++) {
+			jobs[k] = (struct job){ im, k, nt, 0 };
+			if ((e = pthread_create(&th[k], NULL, worker, &jobs[k]))) {
+				errno = e;
+				die("pthread_create");
+			}
+		}
+		hook(im->block);
+		for (k = 0; k < nt; k++)
+			pthread_join(th[k], NULL);
+		hook(im->unblock);
+		for (k = 0; k < nt; k++)
+			s += jobs[k].sum;
+	}
+	t0 = now_ns() - t0;
+	im->long_release();
+	hook(im->run_end);
+	*sum = s;
+	return (double)t0 / 1e9;
+}
+
+/* The checksum a run must have, from the formulas. */
+static uint64_t expected_sum(int nt)
+{
+	uint64_t s, walk = 0;
+	int d, h;
+
+	/* a tree of depth d: size(d) nodes, path check d(d + 1) */
+	s = tree_nodes(g_stretch) +
+	    (uint64_t)g_stretch * (uint64_t)(g_stretch + 1);
+	for (d = MIN_DEPTH; d <= g_max; d += 2)
+		s += 2 * iterations(d) *
+		     (tree_nodes(d) + (uint64_t)d * (uint64_t)(d + 1));
+	for (h = 0; h <= g_long; h++)	/* 2^(L-h) nodes of height h */
+		walk += ((uint64_t)1 << (g_long - h)) * (uint64_t)(1 + h);
+	return s + (uint64_t)nt * (walk + ARRAY_SLOT);	/* one walk a share */
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+struct cfg {
+	int nt;
+	const char *skip[NIMPL];	/* not run in this configuration */
+	int n[NIMPL];
+	double t[NIMPL][MAXREP];
+	double med[NIMPL], lo[NIMPL], hi[NIMPL];
+	uint64_t sum[NIMPL];
+	/* what refstore's collector and Boehm's did during the runs */
+	uint64_t rs_coll[RS_GC_GENERATIONS], rs_pause_ns, rs_ttsp_ns;
+	unsigned long boehm_gcs;
+};
+
+static struct cfg g_cfg[2];
+static int g_ncfg;
+
+/* Collections per generation, and the time the world was stopped and the
+ * time it took to stop it, summed over generations. */
+static void rs_gc_totals(uint64_t *coll, uint64_t *pause, uint64_t *ttsp)
+{
+	struct rs_gc_stats st;
+	int g;
+
+	*pause = 0;
+	*ttsp = 0;
+	for (g = 0; g < RS_GC_GENERATIONS; g++) {
+		if (rs_gc_get_stats(g, &st))
+			die("rs_gc_get_stats");
+		coll[g] = st.collections;
+		*pause += st.pause_total_ns;
+		*ttsp += st.ttsp_total_ns;
+	}
+}
+
+static void measure_name(char *buf, size_t len, int nt)
+{
+	if (g_stretch == 17 && g_long == 16 && g_max == 16 && g_array == 500000)
+		snprintf(buf, len, "GCBench, %d thread%s", nt, nt > 1 ? "s" : "");
+	else
+		snprintf(buf, len, "GCBench (stretch %d, long-lived %d, max "
+			 "depth %d), %d thread%s", g_stretch, g_long, g_max, nt,
+			 nt > 1 ? "s" : "");
+}
+
+static void run_config(struct cfg *c, int nt, int reps)
+{
+	uint64_t before[RS_GC_GENERATIONS], after[RS_GC_GENERATIONS];
+	uint64_t p0, p1, m0, m1, sum, want = expected_sum(nt);
+	unsigned long gc0 = 0;
+	int rep, j, i;
+
+	memset(c, 0, sizeof(*c));
+	c->nt = nt;
+	for (i = 0; i < NIMPL; i++)
+		c->skip[i] = g_impl[i].skip;
+	if (UNDER_TSAN && nt > 1 && !c->skip[BOEHM])
+		c->skip[BOEHM] = "peer skipped: built with ThreadSanitizer, "
+				 "which holds back the signals the Boehm GC "
+				 "stops threads with";
+	rs_online();
+	rs_gc_totals(before, &p0, &m0);
+	rs_offline();
+#ifdef HAVE_BOEHM
+	gc0 = (unsigned long)GC_get_gc_no();
+#endif
+	for (rep = 0; rep < reps; rep++) {
+		for (j = 0; j < NIMPL; j++) {
+			i = (rep + j) % NIMPL;
+			if (c->skip[i])
+				continue;
+			c->t[i][c->n[i]++] = run_once(&g_impl[i], nt, &sum);
+			if (sum != want) {
+				printf("WRONG: %s, %d thread(s), run %d: checksum "
+				       "%" PRIu64 ", expected %" PRIu64 "\n",
+				       g_impl[i].name, nt, rep + 1, sum, want);
+				g_wrong++;
+			}
+			c->sum[i] = sum;
+		}
+	}
+	rs_online();
+	rs_gc_totals(after, &p1, &m1);
+	rs_offline();
+	for (i = 0; i < RS_GC_GENERATIONS; i++)
+		c->rs_coll[i] = after[i] - before[i];
+	c->rs_pause_ns = p1 - p0;
+	c->rs_ttsp_ns = m1 - m0;
+#ifdef HAVE_BOEHM
+	c->boehm_gcs = (unsigned long)GC_get_gc_no() - gc0;
+#else
+	(void)gc0;
+#endif
+	for (i = 0; i < NIMPL; i++)
+		c->med[i] = bench_median(c->t[i], c->n[i], &c->lo[i], &c->hi[i]);
+}
+
+static void print_config(const struct cfg *c)
+{
+	char name[160];
+	int i;
+
+	measure_name(name, sizeof(name), c->nt);
+	printf("\n%s: wall time of one run, seconds, over %d runs each\n", name,
+	       c->n[RS]);
+	printf("  %-22s %8s   %-19s  %s\n", "implementation", "median",
+	       "[min - max]", "checksum");
+	for (i = 0; i < NIMPL; i++) {
+		if (c->skip[i]) {
+			printf("  %-22s %s\n", g_impl[i].name, c->skip[i]);
+			continue;
+		}
+		printf("  %-22s %8.3f   [%7.3f - %7.3f]  %" PRIu64 "\n",
+		       g_impl[i].name, c->med[i], c->lo[i], c->hi[i], c->sum[i]);
+	}
+	if (!c->skip[BOEHM])
+		printf("  Boehm time / refstore time:  %5.2f  (above 1: refstore "
+		       "faster)\n", c->med[BOEHM] / c->med[RS]);
+	printf("  malloc time / refstore time: %5.2f  (above 1: refstore "
+	       "faster)\n", c->med[MALLOC] / c->med[RS]);
+	printf("  refstore time / refstore (untracked) time: %.2f  (what the "
+	       "collector's tracking and collections cost)\n",
+	       c->med[RS] / c->med[RS_UNTRACKED]);
+	printf("  refstore's collector in these runs: %" PRIu64 " young, %"
+	       PRIu64 " middle, %" PRIu64 " full collections; world stopped "
+	       "%.1f ms per run, %.1f ms per run to stop it\n", c->rs_coll[0],
+	       c->rs_coll[1], c->rs_coll[2], c->n[RS] ?
+	       (double)c->rs_pause_ns / 1e6 / c->n[RS] : 0.0, c->n[RS] ?
+	       (double)c->rs_ttsp_ns / 1e6 / c->n[RS] : 0.0);
+	if (!c->skip[BOEHM])
+		printf("  Boehm's collections in these runs: %.1f per run "
+		       "(the untimed GC_gcollect after each included)\n",
+		       c->n[BOEHM] ? (double)c->boehm_gcs / c->n[BOEHM] : 0.0);
+	fflush(stdout);
+}
+
+static void usage(const char *prog, int status)
+{
+	fprintf(status ? stderr : stdout,
+		"usage: %s [-q] [-l] [-r repeats] [-t threads] [-h]\n"
+		"  GCBench on refstore, the Boehm GC and glibc malloc\n"
+		"  -q  quick (CI): small trees, 3 repeats\n"
+		"  -l  long: stretch depth 20, long-lived and max depth 18\n"
+		"  -r  repeats per implementation and configuration "
+		"(default 5; 3 with -q or -l)\n"
+		"  -t  threads of the multi-threaded configuration "
+		"(2..%d, default 2)\n", prog, MAXTHREADS);
+	exit(status);
+}
+
+int main(int argc, char **argv)
+{
+	char name[160];
+	long left, v;
+	int c, reps = 0, nt = 2, i;
+	char *end;
+
+	while ((c = getopt(argc, argv, "qlr:t:h")) != -1) {
+		switch (c) {
+		case 'q': g_quick = 1; break;
+		case 'l': g_longmode = 1; break;
+		case 'r':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > MAXREP)
+				usage(argv[0], 2);
+			reps = (int)v;
+			break;
+		case 't':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 2 || v > MAXTHREADS)
+				usage(argv[0], 2);
+			nt = (int)v;
+			break;
+		case 'h': usage(argv[0], 0); break;
+		default: usage(argv[0], 2);
+		}
+	}
+	if (optind != argc || (g_quick && g_longmode))
+		usage(argv[0], 2);
+	if (g_quick) {
+		g_stretch = 13;
+		g_long = 12;
+		g_max = 12;
+		g_array = 100000;
+	} else if (g_longmode) {
+		g_stretch = 20;
+		g_long = 18;
+		g_max = 18;
+		g_array = 2000000;
+	}
+	if (!reps)
+		reps = g_quick || g_longmode ? 3 : 5;
+	rarray_type.size = offsetof(struct rarray, v) + g_array * sizeof(double);
+
+#ifdef HAVE_BOEHM
+	GC_INIT();
+	GC_allow_register_threads();
+	snprintf(g_boehm_name, sizeof(g_boehm_name), "Boehm GC %u.%u",
+		 GC_get_version() >> 16, (GC_get_version() >> 8) & 0xff);
+#endif
+	if (rs_init(NULL) || rs_thread_attach())
+		die("refstore init");
+	g_r_base = rs_live();
+	rs_offline();		/* online only during refstore's runs */
+
+	printf("bench_gcbench: GCBench; stretch tree depth %d, long-lived tree "
+	       "depth %d and %zu doubles, short-lived trees of depth %d..%d "
+	       "step 2 (top-down and bottom-up), node {left, right, int i, j}\n",
+	       g_stretch, g_long, g_array, MIN_DEPTH, g_max);
+	printf("configurations: 1 thread, %d threads (the short-lived trees "
+	       "split among them); %d runs per implementation each, "
+	       "interleaved; %ld CPUs\n", nt, reps,
+	       sysconf(_SC_NPROCESSORS_ONLN));
+#ifdef HAVE_BOEHM
+	printf("peers: Boehm GC %u.%u.%u (GC_MALLOC, default settings, %d "
+	       "marker thread(s)), glibc malloc/free\n", GC_get_version() >> 16,
+	       (GC_get_version() >> 8) & 0xff, GC_get_version() & 0xff,
+	       GC_get_parallel() + 1);
+#else
+	printf("peers: Boehm GC: %s; glibc malloc/free\n", g_impl[BOEHM].skip);
+#endif
+	fflush(stdout);
+
+	run_config(&g_cfg[g_ncfg++], 1, reps);
+	print_config(&g_cfg[0]);
+	run_config(&g_cfg[g_ncfg++], nt, reps);
+	print_config(&g_cfg[1]);
+
+	rs_online();
+	rs_thread_detach();
+	left = rs_shutdown();
+	printf("\nrs_shutdown() = %ld (live objects; expect 0)\n", left);
+	if (left) {
+		printf("WRONG: rs_shutdown() found %ld objects alive\n", left);
+		g_wrong++;
+	}
+	if (g_wrong)
+		printf("WRONG: %ld result(s) above were wrong\n", g_wrong);
+
+	printf("\n");
+	for (c = 0; c < g_ncfg; c++) {
+		measure_name(name, sizeof(name), g_cfg[c].nt);
+		for (i = BOEHM; i < NIMPL; i++)
+			if (!g_cfg[c].skip[i])
+				bench_row(name, g_cfg[c].med[RS], "s",
+					  g_impl[i].name, g_cfg[c].med[i], 0);
+	}
+	return g_wrong ? 1 : 0;
+}
