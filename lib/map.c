@@ -87,7 +87,8 @@
 #include <urcu/rculfhash.h>
 
 struct rs_map {
-	struct cds_lfht *ht;	/* Sync: immutable after rs_map_new */
+	struct cds_lfht *ht;	/* = job->ht, here for lookups (one load).
+				   Sync: immutable after rs_map_new */
 	struct map_job *job;	/* its destruction, allocated in advance */
 	uint64_t seed;		/* Sync: immutable */
 	long count;		/* entries.  Sync: atomic (relaxed) */

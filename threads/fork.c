@@ -5,8 +5,10 @@
  * attached thread is parked or offline: not inside any refstore lock, and
  * offline for urcu.  Then take the registry lock (no attach or detach in
  * progress, so no thread is inside urcu's registration) and the reclaimer's
- * locks (the reclaimer is not inside a grace period, so urcu's own locks are
- * free), then the allocator lock (no thread is moving slabs between pools;
+ * locks: first its job lock (no job is running, so the reclaimer is not
+ * registered with urcu and no map table is half resized or destroyed), then
+ * the others (the reclaimer is not inside a grace period, so urcu's own
+ * locks are free), then the allocator lock (no thread is moving slabs between pools;
  * attached threads are stopped or offline, and neither allocates).  The forking thread goes offline for urcu while it takes them,
  * because the grace period in progress may be waiting for it.
  *

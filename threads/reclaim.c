@@ -36,6 +36,19 @@
  * stop, waiting for a grace period) happens while it is offline for urcu, so
  * a grace period never waits on a thread that is itself waiting.
  *
+ * Jobs
+ * ----
+ * rs__reclaim_job queues work that must not run on an attached thread: a
+ * map's table resize or destruction (lib/map.c), which waits for grace
+ * periods.  The reclaimer runs jobs in the order they were queued, one at a
+ * time, with no lock held but the job lock; a job that walks a table
+ * registers the reclaimer as a urcu reader for its duration.  The list is
+ * taken off the queue only under the job lock, which fork's prepare step
+ * takes, so a child never loses a job that was taken but not run, and no job
+ * is half done in it.  rs_heap_verify pauses jobs (a job frees objects, and
+ * a stopped world does not stop the reclaimer).  rs__reclaim_stop runs what
+ * is left.
+ *
  * Fork: the transition from inflight to matured happens under the pending
  * lock, which fork's prepare step holds, so in the child every batch is
  * either matured or still unmatured on its owner's sealed list; the child
