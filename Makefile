@@ -195,12 +195,12 @@ $(B)/bench/bench_gc: bench/bench_gc.c bench/bench.h $(HDRS) $(B)/librefstore.a $
 # bench_gcbench (GCBench) and bench_bintree (binary-trees) run the same
 # trees on refstore, the Boehm GC and glibc malloc: linked like bench_gc
 # (with libgc when gc.h is there, else without that peer).
-$(B)/bench/bench_gcbench: bench/bench_gcbench.c bench/bench.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+$(B)/bench/bench_gcbench: bench/bench_gcbench.c bench/bench.h bench/trees.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
-$(B)/bench/bench_bintree: bench/bench_bintree.c bench/bench.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+$(B)/bench/bench_bintree: bench/bench_bintree.c bench/bench.h bench/trees.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
