@@ -127,12 +127,6 @@ static uint64_t iterations(int depth)
 	return (uint64_t)1 << (g_max - depth + MIN_DEPTH);
 }
 
-/* The share of n iterations that worker k of nt does. */
-static uint64_t share_of(uint64_t n, int k, int nt)
-{
-	return n / (uint64_t)nt + ((uint64_t)k < n % (uint64_t)nt);
-}
-
 /* ---- one implementation, as the driver sees it ------------------------ */
 
 struct impl {
@@ -150,12 +144,6 @@ struct impl {
 	uint64_t (*long_check)(void);	/* any thread */
 	void (*long_release)(void);	/* untimed */
 };
-
-static void hook(void (*fn)(void))
-{
-	if (fn)
-		fn();
-}
 
 /* ---- refstore --------------------------------------------------------- */
 
@@ -183,19 +171,8 @@ static const rs_type rnode_untracked_type = {
 	NULL, RS_TYPE_NO_CYCLES,
 };
 
-static const rs_type *g_rtype = &rnode_type;	/* set before each run */
+#include "tree_hooks.h"
 static struct rnode *g_r_long;		/* a counted reference, published */
-static size_t g_r_base;			/* live objects between runs */
-
-static size_t rs_live(void)
-{
-	struct rs_stats st;
-
-	if (rs_stats(&st))
-		die("rs_stats");
-	return st.live_objects;
-}
-
 static struct rnode *r_make(int depth)
 {
 	struct rnode *n, *l = NULL, *r = NULL;
@@ -258,66 +235,6 @@ static void r_long_release(void)
 		die("rs_clear");
 }
 
-static void r_run_begin(void)
-{
-	g_rtype = &rnode_type;
-	rs_online();
-}
-
-static void r_untracked_run_begin(void)
-{
-	g_rtype = &rnode_untracked_type;
-	rs_online();
-}
-
-/* Waits (untimed) until the long-lived tree has been freed: its decrement
- * is deferred by a grace period, then cascades. */
-static void r_run_end(void)
-{
-	struct timespec ts = { 0, 100000 };
-	int k;
-
-	for (k = 0; rs_live() != g_r_base; k++) {
-		if (k == 100000) {
-			printf("WRONG: refstore: %zu objects still alive after "
-			       "a run, expected %zu\n", rs_live(), g_r_base);
-			g_wrong++;
-			break;
-		}
-		rs_offline();	/* seals the thread's batch */
-		nanosleep(&ts, NULL);
-		rs_online();
-		rs_safepoint();
-	}
-	rs_offline();
-}
-
-static void r_enter(void)
-{
-	if (rs_thread_attach())
-		die("rs_thread_attach");
-}
-
-static void r_leave(void)
-{
-	rs_thread_detach();
-}
-
-static void r_block(void)
-{
-	rs_offline();
-}
-
-static void r_unblock(void)
-{
-	rs_online();
-}
-
-static void r_between(void)
-{
-	rs_safepoint();
-}
-
 /* ---- Boehm GC --------------------------------------------------------- */
 
 #ifdef HAVE_BOEHM
@@ -369,24 +286,6 @@ static void b_long_release(void)
 	g_b_long = NULL;
 }
 
-static void b_run_end(void)
-{
-	GC_gcollect();
-}
-
-static void b_enter(void)
-{
-	struct GC_stack_base sb;
-
-	if (GC_get_stack_base(&sb) != GC_SUCCESS ||
-	    GC_register_my_thread(&sb) != GC_SUCCESS)
-		die("GC_register_my_thread");
-}
-
-static void b_leave(void)
-{
-	GC_unregister_my_thread();
-}
 #endif
 
 /* ---- glibc malloc ----------------------------------------------------- */
@@ -518,52 +417,17 @@ static uint64_t share(const struct impl *im, int k, int nt)
 	return sum + im->long_check();
 }
 
-struct job {
-	const struct impl *im;
-	int k, nt;
-	uint64_t sum;
-};
-
-static void *worker(void *arg)
-{
-	struct job *j = arg;
-
-	hook(j->im->enter);
-	j->sum = share(j->im, j->k, j->nt);
-	hook(j->im->leave);
-	return NULL;
-}
-
 /* One timed run; its checksum in *sum.  Seconds. */
 static double run_once(const struct impl *im, int nt, uint64_t *sum)
 {
-	struct job jobs[MAXTHREADS];
-	pthread_t th[MAXTHREADS];
 	uint64_t t0, s;
-	int k, e;
 
 	hook(im->run_begin);
 	t0 = now_ns();
 	s = im->tree(g_max + 1);		/* 1: the stretch tree */
 	hook(im->between);
 	im->long_build();			/* 2 */
-	if (nt == 1) {
-		s += share(im, 0, 1);		/* 3, 4 */
-	} else {
-		for (k = 0; k < nt; k++) {
-			jobs[k] = (struct job){ im, k, nt, 0 };
-			if ((e = pthread_create(&th[k], NULL, worker, &jobs[k]))) {
-				errno = e;
-				die("pthread_create");
-			}
-		}
-		hook(im->block);
-		for (k = 0; k < nt; k++)
-			pthread_join(th[k], NULL);
-		hook(im->unblock);
-		for (k = 0; k < nt; k++)
-			s += jobs[k].sum;
-	}
+	s += run_shares(im, nt);		/* 3, 4 */
 	t0 = now_ns() - t0;
 	im->long_release();
 	hook(im->run_end);

@@ -150,12 +150,6 @@ static uint64_t iterations(int depth)
 	return 2 * tree_nodes(g_stretch) / tree_nodes(depth);
 }
 
-/* The share of n iterations that worker k of nt does. */
-static uint64_t share_of(uint64_t n, int k, int nt)
-{
-	return n / (uint64_t)nt + ((uint64_t)k < n % (uint64_t)nt);
-}
-
 /* ---- one implementation, as the driver sees it ------------------------ */
 
 struct impl {
@@ -176,12 +170,6 @@ struct impl {
 	uint64_t (*long_check)(void);	/* step 4 (any thread) */
 	void (*long_release)(void);	/* untimed */
 };
-
-static void hook(void (*fn)(void))
-{
-	if (fn)
-		fn();
-}
 
 /* The path check of a private tree: the sum of i along its leftmost path
  * plus the sum along its rightmost path (d(d + 1) for a tree of depth d). */
@@ -228,7 +216,7 @@ static const rs_type rnode_untracked_type = {
 	NULL, RS_TYPE_NO_CYCLES,
 };
 
-static const rs_type *g_rtype = &rnode_type;	/* set before each run */
+#include "tree_hooks.h"
 
 struct rarray {
 	size_t n;
@@ -241,17 +229,6 @@ static rs_type rarray_type = {	/* size set in main */
 
 static struct rnode *g_r_long;		/* counted references, published */
 static struct rarray *g_r_array;
-static size_t g_r_base;			/* live objects between runs */
-
-static size_t rs_live(void)
-{
-	struct rs_stats st;
-
-	if (rs_stats(&st))
-		die("rs_stats");
-	return st.live_objects;
-}
-
 static inline struct rnode *r_node(int i)
 {
 	struct rnode *n = rs_new(g_rtype);
@@ -347,66 +324,6 @@ static void r_long_release(void)
 {
 	if (rs_clear(&g_r_long) || rs_clear(&g_r_array))
 		die("rs_clear");
-}
-
-static void r_run_begin(void)
-{
-	g_rtype = &rnode_type;
-	rs_online();
-}
-
-static void r_untracked_run_begin(void)
-{
-	g_rtype = &rnode_untracked_type;
-	rs_online();
-}
-
-/* Waits (untimed) until the long-lived structures have been freed: their
- * decrement is deferred by a grace period, then cascades. */
-static void r_run_end(void)
-{
-	struct timespec ts = { 0, 100000 };
-	int k;
-
-	for (k = 0; rs_live() != g_r_base; k++) {
-		if (k == 100000) {
-			printf("WRONG: refstore: %zu objects still alive after "
-			       "a run, expected %zu\n", rs_live(), g_r_base);
-			g_wrong++;
-			break;
-		}
-		rs_offline();	/* seals the thread's batch */
-		nanosleep(&ts, NULL);
-		rs_online();
-		rs_safepoint();
-	}
-	rs_offline();
-}
-
-static void r_enter(void)
-{
-	if (rs_thread_attach())
-		die("rs_thread_attach");
-}
-
-static void r_leave(void)
-{
-	rs_thread_detach();
-}
-
-static void r_block(void)
-{
-	rs_offline();
-}
-
-static void r_unblock(void)
-{
-	rs_online();
-}
-
-static void r_between(void)
-{
-	rs_safepoint();
 }
 
 /* ---- Boehm GC --------------------------------------------------------- */
@@ -509,24 +426,6 @@ static void b_long_release(void)
 	g_b_array = NULL;
 }
 
-static void b_run_end(void)
-{
-	GC_gcollect();
-}
-
-static void b_enter(void)
-{
-	struct GC_stack_base sb;
-
-	if (GC_get_stack_base(&sb) != GC_SUCCESS ||
-	    GC_register_my_thread(&sb) != GC_SUCCESS)
-		die("GC_register_my_thread");
-}
-
-static void b_leave(void)
-{
-	GC_unregister_my_thread();
-}
 #endif
 
 /* ---- glibc malloc ----------------------------------------------------- */
@@ -713,52 +612,17 @@ static uint64_t share(const struct impl *im, int k, int nt)
 	return sum + im->long_check();
 }
 
-struct job {
-	const struct impl *im;
-	int k, nt;
-	uint64_t sum;
-};
-
-static void *worker(void *arg)
-{
-	struct job *j = arg;
-
-	hook(j->im->enter);
-	j->sum = share(j->im, j->k, j->nt);
-	hook(j->im->leave);
-	return NULL;
-}
-
 /* One timed run; its checksum in *sum.  Seconds. */
 static double run_once(const struct impl *im, int nt, uint64_t *sum)
 {
-	struct job jobs[MAXTHREADS];
-	pthread_t th[MAXTHREADS];
 	uint64_t t0, s;
-	int k, e;
 
 	hook(im->run_begin);
 	t0 = now_ns();
 	s = im->bottom_up(g_stretch);		/* 1: the stretch tree */
 	hook(im->between);
 	im->long_build();			/* 2 */
-	if (nt == 1) {
-		s += share(im, 0, 1);		/* 3, 4 */
-	} else {
-		for (k = 0; k < nt; k++) {
-			jobs[k] = (struct job){ im, k, nt, 0 };
-			if ((e = pthread_create(&th[k], NULL, worker, &jobs[k]))) {
-				errno = e;
-				die("pthread_create");
-			}
-		}
-		hook(im->block);
-		for (k = 0; k < nt; k++)
-			pthread_join(th[k], NULL);
-		hook(im->unblock);
-		for (k = 0; k < nt; k++)
-			s += jobs[k].sum;
-	}
+	s += run_shares(im, nt);		/* 3, 4 */
 	t0 = now_ns() - t0;
 	im->long_release();
 	hook(im->run_end);
