@@ -139,7 +139,6 @@ static bool je_ready;
 static int reap_wanted;		/* Sync: atomic; some slab is S_EMPTY */
 static int pool_dirty;		/* Sync: atomic; a remote free went to a
 				   pooled slab since the last sweep */
-static long fault_n[RS__FAULT_NSITES];	/* Sync: atomic */
 
 struct large {
 	struct large *next, *prev;	/* Sync: lock */
@@ -203,17 +202,26 @@ static inline void set_link(struct rs__head *h, struct rs__head *next)
 /* Fault injection (tests)                                                  */
 /* ---------------------------------------------------------------------- */
 
+/* its own cache lines: rs__obj_alloc reads it on every allocation */
+long rs__fault_n[RS__FAULT_NSITES] __attribute__((aligned(64)));
+
 void rs__fault_set(int site, long n)
 {
 	if (site >= 0 && site < RS__FAULT_NSITES)
-		rs__store_relaxed(&fault_n[site], n);
+		rs__store_relaxed(&rs__fault_n[site], n);
 }
 
-bool rs__fault(int site)
+long rs__fault_left(int site)
 {
-	if (RS_LIKELY(rs__load_relaxed(&fault_n[site]) <= 0))
-		return false;
-	return rs__add_relaxed(&fault_n[site], -1) == 1;
+	return site >= 0 && site < RS__FAULT_NSITES
+		       ? rs__load_relaxed(&rs__fault_n[site]) : 0;
+}
+
+/* The site is armed: count this call; the one that takes the count from 1
+ * to 0 fails.  (Racing calls may take it below 0: still disarmed.) */
+bool rs__fault_hit(int site)
+{
+	return rs__add_relaxed(&rs__fault_n[site], -1) == 1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -708,6 +716,8 @@ void *rs__obj_alloc(struct rs__thread *t, size_t bytes)
 	struct rs__head *h;
 	unsigned c;
 
+	if (RS_UNLIKELY(rs__fault(RS__FAULT_OBJECT)))
+		return NULL;
 	if (RS_UNLIKELY(bytes > MAX_SMALL))
 		return large_alloc(bytes);
 	c = size_class(bytes);

@@ -83,10 +83,24 @@ static void batch_recycle(struct rs__thread *t, struct rs__batch *b)
 	}
 }
 
+/* A new current batch: the spare if there is one.  (The test fault fails
+ * it as if there were no spare and malloc failed: every seal can fail.) */
+static struct rs__batch *batch_fresh(struct rs__thread *t)
+{
+	struct rs__batch *b = t->spare;
+
+	if (rs__fault(RS__FAULT_BATCH))
+		return NULL;
+	if (!b)
+		return batch_new();
+	t->spare = NULL;
+	return b;
+}
+
 int rs__defer_init(struct rs__thread *t)
 {
 	if (!t->cur)
-		t->cur = batch_new();
+		t->cur = batch_fresh(t);
 	if (!t->cur) {
 		errno = ENOMEM;
 		return -1;
@@ -134,8 +148,7 @@ static int seal(struct rs__thread *t)
 	b->sealed_ns = rs__now_ns();
 	sealed_append(t, b);
 	rs__bump_owner(&t->c.batches_sealed, 1);
-	t->cur = t->spare ? t->spare : batch_new();
-	t->spare = NULL;
+	t->cur = batch_fresh(t);
 	b->submitted = rs__reclaim_submit(b);
 	if (!b->submitted)
 		t->self_sync = true;
@@ -167,6 +180,8 @@ int rs__log_decref(struct rs__thread *t, void *obj, bool private_obj)
 	void **p;
 
 	if (private_obj) {
+		if (rs__fault(RS__FAULT_PRIV))
+			goto batch;	/* test: as if full and unable to grow */
 		if (t->npriv == t->privcap) {
 			cap = t->privcap ? 2 * t->privcap : 256;
 			p = realloc(t->priv, cap * sizeof(*p));
@@ -188,6 +203,28 @@ batch:
 	t->cur->bytes += bytes;
 	pending_add(t, 1, (int64_t)bytes);
 	return 0;
+}
+
+/*
+ * Give back a counted reference where the caller may reach a safepoint but
+ * has no error to report (after a weak-reference callback, after
+ * rs_gc_get_referrers' visits, in rs_gc_garbage_clear): if the log has no
+ * room and none can be allocated, the thread does now what the log would
+ * have done later -- it waits for a grace period from this quiescent point
+ * (D1c) and applies the decrement itself.
+ */
+void rs__decref_or_wait(struct rs__thread *t, void *obj)
+{
+	int was;
+
+	if (rs_decref(obj) == 0 || errno != ENOMEM)
+		return;
+	rs__synchronize();
+	was = t->in_safepoint;
+	t->in_safepoint = 1;	/* destroy callbacks must not reenter */
+	rs__decref_now(t, obj);
+	rs__cascade(t);
+	t->in_safepoint = was;
 }
 
 /*

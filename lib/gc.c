@@ -444,7 +444,8 @@ struct logset {
 static struct logset *logset_new(int gen)
 {
 	uint32_t slot, nslots = rs__load_acquire(&rs__nslots);
-	struct logset *s = malloc(sizeof(*s) + (nslots + 4) * sizeof(s->v[0]));
+	struct logset *s = rs__fault(RS__FAULT_GCWORK) ? NULL :
+		malloc(sizeof(*s) + (nslots + 4) * sizeof(s->v[0]));
 	int g;
 
 	if (!s)
@@ -1010,7 +1011,8 @@ static long collect(struct rs__thread *t, int gen)
 	set = logset_new(gen);
 	for (i = 0; set && i < set->n; i++)
 		cap += set->v[i]->n;
-	c.stack.v = set ? malloc((cap ? cap : 1) * sizeof(void *)) : NULL;
+	c.stack.v = !set || rs__fault(RS__FAULT_GCWORK) ? NULL :
+		    malloc((cap ? cap : 1) * sizeof(void *));
 	if (!c.stack.v) {
 		rs__store_relaxed(&rs__gc_requested, 0);
 		resume(&c);
@@ -1039,7 +1041,8 @@ static long collect(struct rs__thread *t, int gen)
 			resume(&c);
 			cascade(t);
 			finalize(&c);
-			resurrect.v = malloc(c.ngarb * sizeof(void *));
+			resurrect.v = rs__fault(RS__FAULT_GCWORK) ? NULL :
+				      malloc(c.ngarb * sizeof(void *));
 			stop(&c);
 			resurrection(&c, &resurrect);
 			free(resurrect.v);
@@ -1451,7 +1454,8 @@ long rs_gc_get_referrers(void *obj, rs_visit_fn fn, void *arg)
 		if (r.found && !failed) {
 			if (s.n == s.cap) {
 				s.cap = s.cap ? 2 * s.cap : 16;
-				v = realloc(s.v, s.cap * sizeof(*v));
+				v = rs__fault(RS__FAULT_REFERRERS) ? NULL :
+				    realloc(s.v, s.cap * sizeof(*v));
 				if (!v) {
 					failed = true;
 					continue;
@@ -1469,7 +1473,7 @@ long rs_gc_get_referrers(void *obj, rs_visit_fn fn, void *arg)
 	for (i = 0; i < s.n; i++) {
 		if (!failed)
 			fn(s.v[i], arg);
-		rs_decref(s.v[i]);
+		rs__decref_or_wait(t, s.v[i]);
 	}
 	free(s.v);
 	if (failed) {
@@ -1511,7 +1515,7 @@ long rs_gc_garbage_clear(void)
 	ngarbage = garbage_cap = 0;
 	role_give(t);
 	for (i = 0; i < n; i++)
-		rs_decref(v[i]);
+		rs__decref_or_wait(t, v[i]);
 	free(v);
 	return (long)n;
 }

@@ -328,10 +328,38 @@ void rs__alloc_fork_prepare(void);
 void rs__alloc_fork_parent(void);
 void rs__alloc_fork_child(void);
 int rs__alloc_slab_class(const void *obj);	/* -1: not in a class */
-enum { RS__FAULT_ARENA, RS__FAULT_SLAB, RS__FAULT_LARGE, RS__FAULT_GCLOG,
-       RS__FAULT_NSITES };
+/* Fault injection, for tests: rs__fault_set(site, n) makes the n-th next
+ * call of the site fail (once; n <= 0 disarms it), rs__fault_left says how
+ * many calls are still to go (<= 0: it fired, or was never armed).  Each
+ * site stands for one kind of allocation and fails the way that allocation
+ * would; docs/design.md §16 says what the caller sees.
+ * An unarmed site costs one relaxed load. */
+enum {
+	RS__FAULT_ARENA,	/* alloc.c arena_mem: a 4 MiB arena */
+	RS__FAULT_SLAB,		/* alloc.c slab_fresh: a slab from an arena */
+	RS__FAULT_LARGE,	/* alloc.c large_alloc: an object over 1 KiB */
+	RS__FAULT_GCLOG,	/* gc.c chunk_new: a chunk of a nursery log */
+	RS__FAULT_OBJECT,	/* alloc.c rs__obj_alloc: any object's memory */
+	RS__FAULT_BATCH,	/* defer.c batch_fresh: a new decrement batch */
+	RS__FAULT_PRIV,		/* defer.c rs__log_decref: the private log */
+	RS__FAULT_PUBLISH,	/* object.c walk_add: the publication walk */
+	RS__FAULT_THREAD,	/* thread.c slot_take: a thread's state */
+	RS__FAULT_WEAKTAB,	/* weak.c: the weak-reference table */
+	RS__FAULT_MAP,		/* map.c rs_map_new: its job record, its table */
+	RS__FAULT_MAPSNAP,	/* map.c map_traverse: the values record (M7) */
+	RS__FAULT_GCWORK,	/* gc.c: a collection's log set and stacks */
+	RS__FAULT_REFERRERS,	/* gc.c rs_gc_get_referrers: the list */
+	RS__FAULT_NSITES
+};
+extern long rs__fault_n[RS__FAULT_NSITES];	/* Sync: atomic (relaxed) */
 void rs__fault_set(int site, long n);
-bool rs__fault(int site);	/* true once, when the site's count runs out */
+long rs__fault_left(int site);
+bool rs__fault_hit(int site);
+static inline bool rs__fault(int site)	/* true once, when the count runs out */
+{
+	return RS_UNLIKELY(rs__load_relaxed(&rs__fault_n[site]) > 0) &&
+	       rs__fault_hit(site);
+}
 
 static inline size_t rs__type_bytes(const rs_type *type)
 {
@@ -362,6 +390,7 @@ void rs__push_dying(struct rs__thread *t, struct rs__head *h);
 /* lib/defer.c                                                               */
 /* ------------------------------------------------------------------------ */
 int rs__log_decref(struct rs__thread *t, void *obj, bool private_obj);
+void rs__decref_or_wait(struct rs__thread *t, void *obj);
 int rs__log_reserve(struct rs__thread *t);
 int rs__log_room(struct rs__thread *t, size_t n);
 bool rs__defer_has_work(const struct rs__thread *t);

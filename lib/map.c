@@ -226,7 +226,8 @@ static void map_traverse(void *obj, rs_visit_fn visit, void *arg)
 		(void)rs__load_acquire(&n->klen);	/* (M3) */
 		if (keep && mj->snap_n == mj->snap_cap) {
 			cap = mj->snap_cap ? 2 * mj->snap_cap : 1024;
-			p = realloc(mj->snap, cap * sizeof(*p));
+			p = rs__fault(RS__FAULT_MAPSNAP) ? NULL :
+				realloc(mj->snap, cap * sizeof(*p));
 			if (p) {
 				mj->snap = p;
 				mj->snap_cap = cap;
@@ -428,7 +429,7 @@ rs_map *rs_map_new(void)
 
 	if (!online_self("rs_map_new", NULL))
 		return NULL;
-	mj = calloc(1, sizeof(*mj));
+	mj = rs__fault(RS__FAULT_MAP) ? NULL : calloc(1, sizeof(*mj));
 	if (!mj) {
 		errno = ENOMEM;
 		return NULL;
@@ -443,7 +444,8 @@ rs_map *rs_map_new(void)
 	m->seed = seed;
 	m->job = mj;
 	mj->size = 16;
-	mj->ht = cds_lfht_new_flavor(16, 16, 0, 0, &urcu_qsbr_flavor, NULL);
+	mj->ht = rs__fault(RS__FAULT_MAP) ? NULL :
+		 cds_lfht_new_flavor(16, 16, 0, 0, &urcu_qsbr_flavor, NULL);
 	m->ht = mj->ht;
 	if (!m->ht) {
 		rs__decref_now(rs__self(), m);	/* private, count 1 */

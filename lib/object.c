@@ -469,7 +469,8 @@ static bool walk_add(struct publish_walk *w, void *obj)
 	    (RS__B_PUBLISHED | RS__B_PUBLISHING | RS__B_IMMORTAL))
 		return true;
 	if (w->n == w->cap) {
-		v = realloc(w->v, (w->cap ? 2 * w->cap : 64) * sizeof(*v));
+		v = rs__fault(RS__FAULT_PUBLISH) ? NULL :
+			realloc(w->v, (w->cap ? 2 * w->cap : 64) * sizeof(*v));
 		if (!v)
 			return false;
 		w->v = v;

@@ -200,10 +200,16 @@ void *rs_weakref_new(void *obj, rs_weakref_fn callback, void *arg)
 	rs__lock(&weak_lock);
 	s = lookup(obj);
 	if (!s) {
-		if ((table_n + 1) * 2 > table_cap && grow()) {
+		/* (the test fault: as if the table had to grow and could
+		 * not, so every new target can fail) */
+		if (rs__fault(RS__FAULT_WEAKTAB) ||
+		    ((table_n + 1) * 2 > table_cap && grow())) {
 			rs__unlock(&weak_lock);
+			/* never linked, never seen by anyone: free it now
+			 * (a logged decrement could itself fail) */
 			wr->target = NULL;
-			rs_decref(wr);
+			rs__decref_now(rs__self(), wr);
+			rs__cascade(rs__self());
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -310,7 +316,7 @@ void rs__weak_run_callbacks(struct rs__thread *t)
 		t->callbacks = wr->due;
 		wr->due = NULL;
 		wr->callback(wr, wr->arg);
-		rs_decref(wr);
+		rs__decref_or_wait(t, wr);	/* never lost to ENOMEM */
 	}
 }
 

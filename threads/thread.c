@@ -69,6 +69,11 @@ static struct rs__thread *slot_take(void)
 	struct rs__thread *t;
 	uint32_t slot;
 
+	/* (tests: fails a reused slot too, so every attach can fail) */
+	if (rs__fault(RS__FAULT_THREAD)) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	if (nfree) {
 		slot = free_slots[--nfree];
 		return rs__slots[slot];
