@@ -309,6 +309,11 @@ static inline void check_size(struct rs_map *m, long count)
 {
 	unsigned long size = rs__load_relaxed(&m->job->size);
 
+	/* A del (or rs_map_free's sweep) may count its node out before the
+	 * put that inserted it counts it in: count is then briefly negative,
+	 * and the put's own check follows. */
+	if (RS_UNLIKELY(count < 0))
+		return;
 	if (RS_UNLIKELY((unsigned long)count > size * 2 ||
 			((unsigned long)count < size / 4 && size > 16)))
 		resize(m, count);
@@ -563,9 +568,12 @@ int rs_map_del(rs_map *m, const void *key, size_t klen)
 
 long rs_map_count(rs_map *m)
 {
+	long count;
+
 	if (!check("rs_map_count", m))
 		return -1;
-	return rs__load_relaxed(&m->count);
+	count = rs__load_relaxed(&m->count);
+	return count < 0 ? 0 : count;	/* see check_size */
 }
 
 long rs_map_foreach(rs_map *m, rs_map_fn fn, void *arg)

@@ -10,7 +10,8 @@
  *     value, NULL callback, closed map, unattached and offline threads;
  *   - concurrency: threads put/get/del the same keys, then each writes its
  *     own final set: exact final contents; a borrowed value stays valid
- *     while other threads replace it, until the reader's safepoint;
+ *     while other threads replace it, until the reader's safepoint; one
+ *     key put and deleted at once (the count dips below zero for a moment);
  *   - the collector: values survive collections, a map in an unreachable
  *     cycle is collected with its values, referents and referrers;
  *   - fork with a map in use; live objects 0 at rs_shutdown (a dead map's
@@ -399,6 +400,59 @@ static void test_race(void)
 	is(live_objects(), baseline, "everything freed");
 }
 
+/* ---- one key put and deleted at once: the count may dip below zero ----
+ *
+ * A del that removes a node before the put that inserted it has counted it
+ * in leaves the map's count at -1 for a moment.  The size check once read
+ * that as a huge unsigned count and the resize loop never ended; now the
+ * map stays usable and its count exact once both sides are done.  While
+ * they run the count may also read 2 (the del has unlinked the old node
+ * but not yet counted it out when the put counts its new one in). */
+
+static int dip_stop;		/* atomic */
+
+static void *dip_deleter(void *arg)
+{
+	(void)arg;
+	rs_thread_attach();
+	while (!__atomic_load_n(&dip_stop, __ATOMIC_ACQUIRE)) {
+		for (int j = 0; j < 64; j++)
+			rs_map_del(race_map, "dip", 3);
+		rs_safepoint();
+	}
+	rs_thread_detach();
+	return NULL;
+}
+
+static void test_count_dip(void)
+{
+	pthread_t th;
+	struct node *n;
+	long i, bad = 0;
+
+	race_map = rs_map_new();
+	__atomic_store_n(&dip_stop, 0, __ATOMIC_RELAXED);
+	start_thread(&th, dip_deleter, NULL);
+	for (i = 0; i < RACE_OPS; i++) {
+		n = node_new(i);
+		bad += rs_map_put(race_map, "dip", 3, n) != 0;
+		rs_decref(n);
+		if (rs_map_count(race_map) < 0 || rs_map_count(race_map) > 2)
+			bad++;
+		if (i % 64 == 0)
+			rs_safepoint();
+	}
+	__atomic_store_n(&dip_stop, 1, __ATOMIC_RELEASE);
+	join_offline(th);
+	is(bad, 0L, "a key put and deleted at once: every put succeeded, "
+	   "the count stayed within 0..2");
+	rs_map_del(race_map, "dip", 3);
+	is(rs_map_count(race_map), 0L, "count 0 once both are done");
+	rs_map_free(race_map);
+	settle_until(live_objects() == baseline, 3000);
+	is(live_objects(), baseline, "everything freed");
+}
+
 /* ---- a borrowed value stays valid across replacement ---- */
 
 static int borrow_stop;		/* atomic */
@@ -766,6 +820,7 @@ int main(void)
 	test_lengths_and_many();
 	test_errors();
 	test_race();
+	test_count_dip();
 	test_borrowed();
 	test_collector();
 #ifdef __SANITIZE_THREAD__
