@@ -282,8 +282,11 @@ void rs__queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner)
 	struct rs__thread *o;
 
 	if (owner >> RS_SLOT_BITS == 0) {
-		/* the owner gave up ownership (merge_zero_local) after we
-		 * read its id: nobody to queue to */
+		/* no owner id (MERGED, or an id cleared before we read it):
+		 * nobody to queue to.  Defensive: a thread that took the
+		 * count from DEFAULT 0 to QUEUED held a reference counted
+		 * in the shared word, so the owner cannot have merged yet
+		 * unless a weak reference (TRYREF) was involved. */
 		rs__merge_abandoned(t, obj);
 		return;
 	}

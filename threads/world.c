@@ -158,14 +158,21 @@ void rs__safepoint_poll(struct rs__thread *t)
 		park(t);
 }
 
-void rs__set_state(struct rs__thread *t, int state)
+/* After a thread's state turned stopped (seq_cst store): a stopper that
+ * may be waiting for it is woken. */
+static void wake_stopper(void)
 {
-	rs__store_seq_cst(&t->state, state);
 	if (rs__load_seq_cst(&rs__stop_requested)) {
 		rs__lock(&world_lock);
 		pthread_cond_broadcast(&stopped_cv);
 		rs__unlock(&world_lock);
 	}
+}
+
+void rs__set_state(struct rs__thread *t, int state)
+{
+	rs__store_seq_cst(&t->state, state);
+	wake_stopper();
 }
 
 int rs_offline(void)
@@ -183,12 +190,29 @@ int rs_offline(void)
 	if (rs__load_relaxed(&t->state) != RS__T_ONLINE)
 		return 0;
 	/* Going offline is a quiescent point: finish the interval's work so
-	 * an offline thread holds back as little as possible. */
-	rs_safepoint();
-	rs__defer_seal(t);
+	 * an offline thread holds back as little as possible.  The state turns
+	 * OFFLINE under the queue lock and only with the queue empty: a
+	 * non-owner queueing to us (rs__queue_to_owner, under the same lock)
+	 * either came first, and we merge its object before going, or comes
+	 * after, finds us OFFLINE and merges on the spot under our lease.
+	 * Without the lock an object queued between our safepoint and the
+	 * store stayed queued, with all it holds, until we came back or a
+	 * collection drained the queues (found by model/brc.pml).  A stopper
+	 * is woken after the unlock: the world lock ranks below the queue
+	 * lock. */
+	for (;;) {
+		rs_safepoint();
+		rs__defer_seal(t);
+		rs__lock(&t->qlock);
+		if (!t->qn)
+			break;
+		rs__unlock(&t->qlock);
+	}
 	RS_TSAN_QUIESCENT();
 	urcu_qsbr_thread_offline();
-	rs__set_state(t, RS__T_OFFLINE);
+	rs__store_seq_cst(&t->state, RS__T_OFFLINE);
+	rs__unlock(&t->qlock);
+	wake_stopper();
 	return 0;
 }
 
