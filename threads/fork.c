@@ -2,8 +2,10 @@
  * fork.c - keeping refstore usable in the child of fork().
  *
  * prepare (parent, the forking thread): stop the world, so every other
- * attached thread is parked or offline: not inside any refstore lock, and
- * offline for urcu.  Then take the registry lock (no attach or detach in
+ * attached thread is parked or offline: offline for urcu, and inside no
+ * refstore lock but, for an instant, its own queue lock (rs_offline stores
+ * OFFLINE under it, with the queue empty: the child makes every queue lock
+ * new, and the queue it guards is consistent).  Then take the registry lock (no attach or detach in
  * progress, so no thread is inside urcu's registration) and the reclaimer's
  * locks: first its job lock (no job is running, so the reclaimer is not
  * registered with urcu and no map table is half resized or destroyed), then
