@@ -59,6 +59,7 @@ static struct rs__batch *batch_new(void)
 		b->matured = 0;
 		b->submitted = false;
 		b->n = 0;
+		b->cap = (uint32_t)rs__rt.batch_entries;
 		b->bytes = 0;
 		b->sealed_ns = 0;
 	}
@@ -162,7 +163,7 @@ static int seal(struct rs__thread *t)
 /* Make sure the next n decrements can be logged without failing. */
 int rs__log_room(struct rs__thread *t, size_t n)
 {
-	if (t->cur && t->cur->n + n <= rs__rt.batch_entries)
+	if (t->cur && t->cur->n + n <= t->cur->cap)
 		return 0;
 	if (t->cur)
 		return seal(t);
@@ -393,7 +394,7 @@ void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from)
 	 * own entries were applied in no particular order anyway, and need no
 	 * more than a grace period */
 	for (i = 0; i < from->npriv; i++) {
-		if (!from->cur || from->cur->n == rs__rt.batch_entries) {
+		if (!from->cur || from->cur->n == from->cur->cap) {
 			if (from->cur && from->cur->n)
 				sealed_append(from, from->cur);
 			from->cur = batch_new();

@@ -140,6 +140,10 @@ struct rs__batch {
 	int matured;		/* Sync: atomic; release by the reclaimer,
 				   acquire by the owner */
 	uint32_t n;		/* entries not yet applied. Sync: owner */
+	uint32_t cap;		/* room in ent[]: the batch size in force
+				   when it was made (a thread's batches
+				   outlive rs_shutdown; the next rs_init may
+				   choose another size). Sync: immutable */
 	bool submitted;		/* the reclaimer has it (else the owner
 				   marks it matured itself). Sync: owner */
 	size_t bytes;		/* sum of the named objects' sizes */
