@@ -458,6 +458,14 @@ static struct logset *logset_new(int gen)
 	return s;
 }
 
+/* A log entry is NULL once its object died: no header to fetch then (and
+ * NULL minus the header size is undefined behaviour). */
+static inline void prefetch_head(void *obj)
+{
+	if (obj)
+		__builtin_prefetch((char *)obj - RS_HEAD_SIZE, 1);
+}
+
 #define FOR_EACH_OBJ(set, o, ...)                                            \
 	do {                                                                 \
 		size_t li_;                                                  \
@@ -467,7 +475,7 @@ static struct logset *logset_new(int gen)
 			for (c_ = (set)->v[li_]->first; c_; c_ = c_->next)   \
 				for (i_ = 0; i_ < c_->n; i_++) {             \
 					if (i_ + 8 < c_->n)                  \
-						__builtin_prefetch((char *)rs__load_relaxed(&c_->ent[i_ + 8]) - RS_HEAD_SIZE, 1); \
+						prefetch_head(rs__load_relaxed(&c_->ent[i_ + 8])); \
 					o = rs__load_relaxed(&c_->ent[i_]);  \
 					if (o) {                             \
 						__VA_ARGS__;                 \
