@@ -12,6 +12,10 @@
 #   make demo             the demo: a threaded server's requests on refstore and
 #                         on the Boehm GC, pauses under contention (docs/demo.md)
 #                         (flags through DEMO_ARGS, e.g. DEMO_ARGS="--seconds 4")
+#   make stress           every stress program briefly (release, TSan, ASan)
+#   make torture DURATION=s   the stress programs long, rotating seeds
+#   make fuzz FUZZ_SECONDS=s  the libFuzzer harness (clang), from fuzz/corpus
+#   make model            the Promela models, checked with spin
 #   make install PREFIX=/usr/local
 #   make deps             check (and on Debian, as root, install) dependencies
 #
@@ -195,12 +199,12 @@ $(B)/bench/bench_gc: bench/bench_gc.c bench/bench.h $(HDRS) $(B)/librefstore.a $
 # bench_gcbench (GCBench) and bench_bintree (binary-trees) run the same
 # trees on refstore, the Boehm GC and glibc malloc: linked like bench_gc
 # (with libgc when gc.h is there, else without that peer).
-$(B)/bench/bench_gcbench: bench/bench_gcbench.c bench/bench.h bench/trees.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+$(B)/bench/bench_gcbench: bench/bench_gcbench.c bench/bench.h bench/trees.h bench/tree_hooks.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
-$(B)/bench/bench_bintree: bench/bench_bintree.c bench/bench.h bench/trees.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+$(B)/bench/bench_bintree: bench/bench_bintree.c bench/bench.h bench/trees.h bench/tree_hooks.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
@@ -314,6 +318,112 @@ $(B)/.demo-deps: | $(B)/.deps
 
 demo: $(DEMO)
 	$(DEMO) $(DEMO_ARGS)
+
+# --------------------------------------------------------------------------
+# Stress programs (stress/stress_*.c, docs/testing.md): self-checking, each
+# run as <program> <threads> <seconds> <seed>.  make stress runs every one
+# briefly in the release build, then under TSan and under ASan+UBSan with
+# smaller settings; make torture runs them long (DURATION seconds in all,
+# default 3600), rotating programs, builds and seeds, and stops at the first
+# failure with the line that replays it.  Both drive stress/run.sh.
+# --------------------------------------------------------------------------
+STRESS_SRC := $(wildcard stress/stress_*.c)
+STRESS     := $(patsubst stress/%.c,$(B)/stress/%,$(STRESS_SRC))
+STRESS_THREADS ?= 3
+STRESS_SECONDS ?= 4
+STRESS_SAN_SECONDS ?= 2
+DURATION ?= 3600
+TORTURE_RUN ?= 60
+
+$(B)/stress/%: stress/%.c stress/stress.h $(HDRS) $(B)/librefstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
+	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) -lm
+
+stress-build: $(STRESS)
+
+.PHONY: stress stress-build torture
+ifeq ($(SANITIZE)$(DEBUG),0)
+stress: stress-build
+	$(MAKE) --no-print-directory SANITIZE=thread stress-build
+	$(MAKE) --no-print-directory SANITIZE=address stress-build
+	stress/run.sh brief $(STRESS_THREADS) $(STRESS_SECONDS) $(STRESS_SAN_SECONDS)
+
+torture: stress-build
+	$(MAKE) --no-print-directory SANITIZE=thread stress-build
+	$(MAKE) --no-print-directory SANITIZE=address stress-build
+	stress/run.sh torture $(STRESS_THREADS) $(TORTURE_RUN) $(DURATION)
+else
+stress torture:
+	@echo "make $@ builds its own variants: run it without SANITIZE or DEBUG"; exit 2
+endif
+
+# --------------------------------------------------------------------------
+# Fuzzing (fuzz/, docs/testing.md): a libFuzzer harness that runs bytes as
+# a program of operations against a reference model.  The library is built
+# again with clang, the fuzzer's coverage and ASan+UBSan (build/fuzz).
+# make fuzz FUZZ_SECONDS=n runs it from the seed corpus fuzz/corpus (new
+# inputs go to build/fuzz/corpus; crashes to build/fuzz/crash-*); make
+# fuzz-regress runs every file of fuzz/corpus and fuzz/regress once.
+# --------------------------------------------------------------------------
+FUZZ_CC  ?= clang
+FUZZ_B   := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -DRS_PLAIN_MALLOC \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+	$(CPPFLAGS) $(DEP_CFLAGS)
+FUZZ_OBJ := $(patsubst %.c,$(FUZZ_B)/obj/%.o,$(LIB_SRC))
+
+$(FUZZ_B)/.deps:
+	@mkdir -p $(FUZZ_B)
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 && \
+	  echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n){(void)d;(void)n;return 0;}' | \
+	  $(FUZZ_CC) -x c - -fsanitize=fuzzer -o $(FUZZ_B)/probe >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "refstore: installing clang libclang-rt-14-dev (the fuzzer)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    { apt-get install -y -qq clang libclang-rt-14-dev || \
+	      { apt-get update -qq && apt-get install -y -qq clang libclang-rt-14-dev; }; } >/dev/null || \
+	      { echo "refstore: apt-get install clang libclang-rt-14-dev failed"; exit 1; }; \
+	  else \
+	    echo "refstore: make fuzz needs clang with libFuzzer: apt-get install clang libclang-rt-14-dev"; exit 1; \
+	  fi; }
+	@rm -f $(FUZZ_B)/probe
+	@touch $@
+
+$(FUZZ_B)/obj/%.o: %.c $(HDRS) $(B)/.deps $(FUZZ_B)/.deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -DRS_BUILDING=1 -DRS_DEBUG=1 $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_B)/fuzz_ops: fuzz/fuzz_ops.c $(HDRS) $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(DEP_LIBS) -lm
+
+.PHONY: fuzz fuzz-regress
+fuzz: $(FUZZ_B)/fuzz_ops
+	@mkdir -p $(FUZZ_B)/corpus
+	$(FUZZ_B)/fuzz_ops -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	  -artifact_prefix=$(FUZZ_B)/ $(FUZZ_B)/corpus fuzz/corpus
+
+fuzz-regress: $(FUZZ_B)/fuzz_ops
+	$(FUZZ_B)/fuzz_ops -runs=0 $(wildcard fuzz/corpus/* fuzz/regress/*)
+
+# --------------------------------------------------------------------------
+# Model checking (model/, docs/testing.md): Promela models of the stop-the-
+# world handshake and of the biased count's merge, checked with spin.
+# --------------------------------------------------------------------------
+.PHONY: model
+model:
+	@command -v spin >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "refstore: installing spin (the model checker)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    { apt-get install -y -qq spin || \
+	      { apt-get update -qq && apt-get install -y -qq spin; }; } >/dev/null || \
+	      { echo "refstore: apt-get install spin failed"; exit 1; }; \
+	  else \
+	    echo "refstore: make model needs spin: apt-get install spin"; exit 1; \
+	  fi; }
+	model/run.sh build/model
 
 # --------------------------------------------------------------------------
 # Install
