@@ -97,9 +97,15 @@
 
 enum { S_FREE, S_OWNED, S_POOLED, S_EMPTY };
 
+/* A slab's descriptor, in the array of its arena's header.  Each takes
+ * whole cache lines (64-byte aligned: 128 bytes): the owner writes `free'
+ * and `used' on every allocation and free, and two threads whose current
+ * slabs sit side by side in one arena must not write the same line (with
+ * 80-byte descriptors they did, and two threads ran at a third of the
+ * speed of one: docs/performance.md). */
 struct rs__slab {
 	/* The holder's: the owner, or the lock holder when not owned. */
-	struct rs__head *free;		/* local free list */
+	_Alignas(64) struct rs__head *free;	/* local free list */
 	uint32_t used;			/* carved, not on the local list.
 					   Sync: holder, relaxed stores (stats
 					   read it relaxed) */
@@ -121,6 +127,9 @@ struct arena {
 	unsigned nassigned;		/* slabs not FREE. Sync: lock */
 	struct rs__slab slabs[NSLABS];	/* slabs[0] is this header */
 };
+
+_Static_assert(sizeof(struct arena) <= SLAB_SIZE,
+	       "the arena header fits in slab 0");
 
 struct slab_list {
 	struct rs__slab *head, *tail;
