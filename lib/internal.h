@@ -289,6 +289,7 @@ struct rs__thread {
 					   added to the young count.
 					   Sync: owner (or world stopped) */
 	int gc_depth;			/* holds the collector role, nested */
+	int in_weak_cb;			/* running a weak-reference callback */
 	void *callbacks;		/* weak references whose callbacks
 					   are due. Sync: owner */
 };

@@ -315,7 +315,9 @@ void rs__weak_run_callbacks(struct rs__thread *t)
 	while ((wr = t->callbacks)) {
 		t->callbacks = wr->due;
 		wr->due = NULL;
+		t->in_weak_cb++;	/* rs_thread_detach refuses meanwhile */
 		wr->callback(wr, wr->arg);
+		t->in_weak_cb--;
 		rs__decref_or_wait(t, wr);	/* never lost to ENOMEM */
 	}
 }

@@ -6,7 +6,8 @@
  *     safepoints) or by the collector (cleared while the world is stopped);
  *   - callbacks: exactly once, with the weak reference and its argument, on
  *     the thread that destroyed the target; none when the weak reference
- *     died first; a callback may drop the last reference to other objects;
+ *     died first; a callback may drop the last reference to other objects,
+ *     and may not detach its thread (EDEADLK);
  *   - garbage that a finalizer resurrects still has its weak references
  *     cleared;
  *   - immortal targets are never cleared;
@@ -295,6 +296,46 @@ static void test_callback_drops(void)
 	is(destroyed() - before, 3L, "the object it dropped is freed after safepoints");
 	rs_decref(wr);
 	rs_safepoint();
+}
+
+/* ---- a callback may not detach its thread ----
+ *
+ * The library still holds the weak reference's count for the call and gives
+ * it back after it, which needs an attached thread: rs_thread_detach from
+ * a callback is refused (it used to detach, and the weak reference leaked
+ * with the EPERM of that last decrement). */
+
+static long detach_ret, detach_errno;
+
+static void detach_cb(void *wr, void *arg)
+{
+	(void)wr;
+	(void)arg;
+	errno = 0;
+	detach_ret = rs_thread_detach();
+	detach_errno = errno;
+}
+
+static void test_callback_detach(void)
+{
+	struct node *t;
+	void *wr;
+	long base;
+
+	idle_ms(5);
+	rs_safepoint();
+	base = live_objects();
+	t = obj_new(&node_type, 1);
+	wr = rs_weakref_new(t, detach_cb, NULL);
+	detach_ret = 1;
+	rs_decref(t);
+	settle_until(detach_ret != 1, 5000);
+	ok(detach_ret == -1 && detach_errno == EDEADLK,
+	   "rs_thread_detach in a weak-reference callback: -1/EDEADLK");
+	is(rs_safepoint(), 0L, "... the thread is still attached");
+	rs_decref(wr);
+	settle_until(live_objects() == base, 5000);
+	is(live_objects(), base, "... target and weak reference freed");
 }
 
 /* ---- the target dies on another thread ---- */
@@ -593,6 +634,7 @@ int main(void)
 	test_collector_death();
 	test_dropped_first();
 	test_callback_drops();
+	test_callback_detach();
 	test_remote_death();
 	test_resurrection();
 	test_immortal();

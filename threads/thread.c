@@ -195,9 +195,12 @@ int rs_thread_detach(void)
 
 	if (!t)
 		return 0;
-	if (t->in_safepoint || t->gc_depth) {
-		errno = EDEADLK;	/* from a destroy callback, or a
-					   collection's finalizer or callback */
+	if (t->in_safepoint || t->gc_depth || t->in_weak_cb) {
+		errno = EDEADLK;	/* from a destroy callback, a
+					   collection's finalizer or callback,
+					   or a weak-reference callback (whose
+					   reference the caller still gives
+					   back afterwards) */
 		return -1;
 	}
 	if (rs__load_relaxed(&t->state) != RS__T_ONLINE)

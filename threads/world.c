@@ -202,8 +202,6 @@ int rs_offline(void)
 	 * lock. */
 	for (;;) {
 		rs_safepoint();
-		if (rs__self() != t)
-			return 0;	/* a weak callback detached us */
 		rs__defer_seal(t);
 		rs__lock(&t->qlock);
 		if (!t->qn)
