@@ -97,15 +97,16 @@
 
 enum { S_FREE, S_OWNED, S_POOLED, S_EMPTY };
 
-/* A slab's descriptor, in the array of its arena's header.  Each takes
- * whole cache lines (64-byte aligned: 128 bytes): the owner writes `free'
- * and `used' on every allocation and free, and two threads whose current
- * slabs sit side by side in one arena must not write the same line (with
- * 80-byte descriptors they did, and two threads ran at a third of the
- * speed of one: docs/performance.md). */
+/* A slab's descriptor, in the array of its arena's header.  Each takes a
+ * 128-byte block of its own (two cache lines, the pair an adjacent-line
+ * prefetcher moves together): the owner writes `free' and `used' on every
+ * allocation and free, and two threads whose current slabs sit side by
+ * side in one arena must not write the same line (with 80-byte descriptors
+ * they did, and two threads ran at a third of the speed of one:
+ * docs/performance.md). */
 struct rs__slab {
 	/* The holder's: the owner, or the lock holder when not owned. */
-	_Alignas(64) struct rs__head *free;	/* local free list */
+	_Alignas(128) struct rs__head *free;	/* local free list */
 	uint32_t used;			/* carved, not on the local list.
 					   Sync: holder, relaxed stores (stats
 					   read it relaxed) */
