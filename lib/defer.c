@@ -273,11 +273,32 @@ static void apply_one(struct rs__thread *t, void *obj)
 	rs__cascade(t);
 }
 
+/* Most private entries are the last reference of a plain object, freed at
+ * once (rs__free_private_last); their accounting is summed and settled
+ * before anything that may park (apply_one's cascade) and at the end, so a
+ * stopped world still sees counters that match the entries left (D5). */
 static void apply_priv(struct rs__thread *t)
 {
+	int64_t n = 0, bytes = 0;
+	size_t b;
+
 	/* a destroy callback that misuses rs_decref may append: re-read */
-	while (t->npriv)
+	while (t->npriv) {
+		b = rs__free_private_last(t, t->priv[t->npriv - 1]);
+		if (b) {
+			t->npriv--;
+			n++;
+			bytes += (int64_t)b;
+			continue;
+		}
+		if (n) {
+			pending_add(t, -n, -bytes);
+			n = bytes = 0;
+		}
 		apply_one(t, t->priv[--t->npriv]);
+	}
+	if (n)
+		pending_add(t, -n, -bytes);
 }
 
 static void apply_batch(struct rs__thread *t, struct rs__batch *b)

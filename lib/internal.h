@@ -382,6 +382,7 @@ static inline size_t rs__obj_bytes(const void *obj)
 /* lib/object.c                                                              */
 /* ------------------------------------------------------------------------ */
 void rs__decref_now(struct rs__thread *t, void *obj);
+size_t rs__free_private_last(struct rs__thread *t, void *obj);
 void rs__cascade(struct rs__thread *t);
 void rs__merge_queued(struct rs__thread *t, void *obj);
 void rs__merge_abandoned(struct rs__thread *t, void *obj);

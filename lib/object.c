@@ -398,6 +398,36 @@ void rs__merge_abandoned(struct rs__thread *t, void *obj)
 	merge(t, obj, true);
 }
 
+/*
+ * The owner's safepoint applies a private decrement: when it is the last
+ * reference of a plain private object -- no bit set at all (not published,
+ * tracked, weakly referenced, immortal, finalized), the owner's count 1 and
+ * nothing in the shared word -- and its type has no traverse and no destroy,
+ * nothing can hold, borrow or be held by it, and destroying it is freeing
+ * it.  That is done here at once, without the dying list; returns its size,
+ * or 0 if the object is not such a one (the caller takes the general path,
+ * rs__decref_now and the cascade, which would do the same in more steps).
+ */
+size_t rs__free_private_last(struct rs__thread *t, void *obj)
+{
+	struct rs__head *h = rs__head_of(obj);
+	const rs_type *type = h->type;
+	size_t bytes;
+
+	if (rs__load_relaxed(&h->bits) != 0 ||
+	    rs__load_relaxed(&h->local) != 1 ||
+	    rs__load_relaxed(&h->tid) != rs__tls.tid ||
+	    rs__load_relaxed(&h->shared) != 0 ||
+	    type->traverse || type->destroy)
+		return 0;
+	bytes = rs__type_bytes(type);
+	rs__store_relaxed(&h->local, 0);
+	rs__bump_owner(&t->c.freed, 1);
+	rs__bump_owner(&t->c.bytes_freed, bytes);
+	obj_release(h, bytes);
+	return bytes;
+}
+
 /* Apply one decrement now.  The caller is at a point where it may (a grace
  * period has passed, or the object is private and this is its owner's
  * safepoint, or the decrement comes from a dying parent). */
