@@ -422,9 +422,7 @@ size_t rs__free_private_last(struct rs__thread *t, void *obj)
 		return 0;
 	bytes = rs__type_bytes(type);
 	rs__store_relaxed(&h->local, 0);
-	rs__bump_owner(&t->c.freed, 1);
-	rs__bump_owner(&t->c.bytes_freed, bytes);
-	obj_release(h, bytes);
+	obj_free(t, h);
 	return bytes;
 }
 

@@ -5,14 +5,16 @@
  * attached thread is parked or offline: offline for urcu, and inside no
  * refstore lock but, for an instant, its own queue lock (rs_offline stores
  * OFFLINE under it, with the queue empty: the child makes every queue lock
- * new, and the queue it guards is consistent).  Then take the registry lock (no attach or detach in
- * progress, so no thread is inside urcu's registration) and the reclaimer's
- * locks: first its job lock (no job is running, so the reclaimer is not
- * registered with urcu and no map table is half resized or destroyed), then
- * the others (the reclaimer is not inside a grace period, so urcu's own
- * locks are free), then the allocator lock (no thread is moving slabs between pools;
- * attached threads are stopped or offline, and neither allocates).  The forking thread goes offline for urcu while it takes them,
- * because the grace period in progress may be waiting for it.
+ * new, and the queue it guards is consistent).  Then take the registry
+ * lock (no attach or detach in progress, so no thread is inside urcu's
+ * registration) and the reclaimer's locks: first its job lock (no job is
+ * running, so the reclaimer is not registered with urcu and no map table
+ * is half resized or destroyed), then the others (the reclaimer is not
+ * inside a grace period, so urcu's own locks are free), then the allocator
+ * lock (no thread is moving slabs between pools; attached threads are
+ * stopped or offline, and neither allocates).  The forking thread goes
+ * offline for urcu while it takes them, because the grace period in
+ * progress may be waiting for it.
  *
  * parent: release in reverse and resume the world.
  *
