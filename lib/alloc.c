@@ -78,6 +78,7 @@
  */
 #define RS_BUILDING 1
 #include "internal.h"
+#include "alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,50 +88,9 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-#define ARENA_SHIFT 22
-#define ARENA_SIZE ((size_t)1 << ARENA_SHIFT)
-#define SLAB_SHIFT 16
-#define SLAB_SIZE ((size_t)1 << SLAB_SHIFT)
-#define NSLABS (ARENA_SIZE / SLAB_SIZE)
-#define MAX_SMALL 1024
 #define POOL_SCAN 8		/* pooled slabs looked at per acquisition */
 
 enum { S_FREE, S_OWNED, S_POOLED, S_EMPTY };
-
-/* A slab's descriptor, in the array of its arena's header.  Each takes a
- * 128-byte block of its own (two cache lines, the pair an adjacent-line
- * prefetcher moves together): the owner writes `free' and `used' on every
- * allocation and free, and two threads whose current slabs sit side by
- * side in one arena must not write the same line (with 80-byte descriptors
- * they did, and two threads ran at a third of the speed of one:
- * docs/performance.md). */
-struct rs__slab {
-	/* The holder's: the owner, or the lock holder when not owned. */
-	_Alignas(128) struct rs__head *free;	/* local free list */
-	uint32_t used;			/* carved, not on the local list.
-					   Sync: holder, relaxed stores (stats
-					   read it relaxed) */
-	uint32_t bump;			/* slots carved. Sync: as used */
-	/* Set under the lock when the slab is assigned. */
-	uint32_t cap, size;
-	int cls;			/* -1 when FREE. Sync: lock; relaxed */
-	int state;			/* S_*. Sync: lock */
-	struct rs__thread *owner;	/* Sync: atomic (relaxed); see top */
-	struct rs__head *remote;	/* Sync: atomic (CAS push release,
-					   exchange acquire) */
-	struct rs__slab *next, *prev;	/* list it is on. Sync: holder */
-	uint64_t stamp;			/* S_EMPTY: grace period. Sync: lock */
-	unsigned index;			/* in its arena. Sync: immutable */
-};
-
-struct arena {
-	struct arena *next, *prev;	/* Sync: lock */
-	unsigned nassigned;		/* slabs not FREE. Sync: lock */
-	struct rs__slab slabs[NSLABS];	/* slabs[0] is this header */
-};
-
-_Static_assert(sizeof(struct arena) <= SLAB_SIZE,
-	       "the arena header fits in slab 0");
 
 struct slab_list {
 	struct rs__slab *head, *tail;
@@ -160,18 +120,6 @@ struct large {
 /* Size classes and address arithmetic                                      */
 /* ---------------------------------------------------------------------- */
 
-static inline unsigned size_class(size_t bytes)
-{
-	size_t n;
-	unsigned e;
-
-	if (bytes <= 128)
-		return bytes <= 32 ? 0 : (unsigned)((bytes + 15) / 16 - 2);
-	n = bytes - 1;
-	e = 63u - (unsigned)__builtin_clzll(n);
-	return 7 + (e - 7) * 8 + (unsigned)((n >> (e - 3)) - 8);
-}
-
 static inline uint32_t class_size(unsigned c)
 {
 	unsigned e;
@@ -183,29 +131,9 @@ static inline uint32_t class_size(unsigned c)
 	return (uint32_t)(((size_t)1 << e) + ((size_t)(c % 8 + 1) << (e - 3)));
 }
 
-static inline struct arena *arena_of(const void *p)
-{
-	return (struct arena *)((uintptr_t)p & ~(uintptr_t)(ARENA_SIZE - 1));
-}
-
-static inline struct rs__slab *slab_of(const void *p)
-{
-	return &arena_of(p)->slabs[((uintptr_t)p >> SLAB_SHIFT) % NSLABS];
-}
-
 static inline char *slab_base(struct rs__slab *s)
 {
 	return (char *)arena_of(s) + (size_t)s->index * SLAB_SIZE;
-}
-
-static inline struct rs__head *link_of(struct rs__head *h)
-{
-	return (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->shared);
-}
-
-static inline void set_link(struct rs__head *h, struct rs__head *next)
-{
-	rs__store_relaxed(&h->shared, (int64_t)(uintptr_t)next);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -701,47 +629,30 @@ static void large_free(void *p, size_t bytes)
 #endif
 }
 
-/* Small objects are zeroed with plain 8-byte stores: gcc expands a memset
- * of unknown length into `rep stos`, whose start-up cost dominated the whole
- * allocation.  n may be any length; the slot is a multiple of 16 bytes. */
-static inline void zero_payload(void *p, size_t n)
+/* Everything but the pop from the current slab's local list: an armed
+ * fault site, a large object, a slab to carve, collect or change. */
+void *rs__obj_alloc_slow(struct rs__thread *t, size_t bytes)
 {
-	uint64_t *w = p;
-	size_t i;
+	struct rs__head *h;
 
-	if (n > 256) {
-		memset(p, 0, n);
-		return;
-	}
-	for (i = 0; i < n / 8; i++)
-		rs__store_relaxed(&w[i], 0);	/* atomic: not turned into memset */
-	if (n % 8)
-		memset(&w[n / 8], 0, n % 8);
+	if (rs__fault(RS__FAULT_OBJECT))
+		return NULL;
+	if (bytes > MAX_SMALL)
+		return large_alloc(bytes);
+	if (!(h = alloc_slow(t, size_class(bytes))))
+		return NULL;
+	UNPOISON(h + 1, bytes - RS_HEAD_SIZE);
+	VG_ALLOC(h + 1, bytes - RS_HEAD_SIZE);
+	zero_payload(h + 1, bytes - RS_HEAD_SIZE);
+	return h;
 }
 
 /* Zeroed memory for an object of `bytes` (header included). */
 void *rs__obj_alloc(struct rs__thread *t, size_t bytes)
 {
-	struct rs__slab *s;
-	struct rs__head *h;
-	unsigned c;
+	struct rs__head *h = rs__obj_alloc_fast(t, bytes);
 
-	if (RS_UNLIKELY(rs__fault(RS__FAULT_OBJECT)))
-		return NULL;
-	if (RS_UNLIKELY(bytes > MAX_SMALL))
-		return large_alloc(bytes);
-	c = size_class(bytes);
-	s = t->heap.cur[c];
-	if (RS_LIKELY(s && (h = s->free))) {
-		s->free = link_of(h);
-		rs__store_relaxed(&s->used, rs__load_relaxed(&s->used) + 1);
-	} else if (!(h = alloc_slow(t, c))) {
-		return NULL;
-	}
-	UNPOISON(h + 1, bytes - RS_HEAD_SIZE);
-	VG_ALLOC(h + 1, bytes - RS_HEAD_SIZE);
-	zero_payload(h + 1, bytes - RS_HEAD_SIZE);
-	return h;
+	return RS_LIKELY(h) ? h : rs__obj_alloc_slow(t, bytes);
 }
 
 /* Called by the owner when a slab other than its current one empties. */

@@ -109,16 +109,6 @@ int rs__defer_init(struct rs__thread *t)
 	return 0;
 }
 
-static void pending_add(struct rs__thread *t, int64_t n, int64_t bytes)
-{
-	uint64_t pb = rs__load_relaxed(&t->c.pending_bytes) + (uint64_t)bytes;
-
-	rs__bump_owner(&t->c.pending, (uint64_t)n);
-	rs__store_relaxed(&t->c.pending_bytes, pb);
-	if (pb > rs__load_relaxed(&t->c.pending_bytes_max))
-		rs__store_relaxed(&t->c.pending_bytes_max, pb);
-}
-
 static void sealed_append(struct rs__thread *t, struct rs__batch *b)
 {
 	b->next = NULL;
@@ -191,8 +181,7 @@ int rs__log_decref(struct rs__thread *t, void *obj, bool private_obj)
 			t->priv = p;
 			t->privcap = cap;
 		}
-		t->priv[t->npriv++] = obj;
-		pending_add(t, 1, (int64_t)bytes);
+		rs__log_private_append(t, obj, bytes);
 		return 0;
 	}
 batch:
@@ -202,7 +191,7 @@ batch:
 		t->cur->first_ns = rs__now_ns();
 	t->cur->ent[t->cur->n++] = obj;
 	t->cur->bytes += bytes;
-	pending_add(t, 1, (int64_t)bytes);
+	rs__pending_add(t, 1, (int64_t)bytes);
 	return 0;
 }
 
@@ -268,37 +257,36 @@ static void apply_one(struct rs__thread *t, void *obj)
 {
 	size_t bytes = rs__obj_bytes(obj);
 
-	pending_add(t, -1, -(int64_t)bytes);
+	rs__pending_add(t, -1, -(int64_t)bytes);
 	rs__decref_now(t, obj);
 	rs__cascade(t);
 }
 
 /* Most private entries are the last reference of a plain object, freed at
- * once (rs__free_private_last); their accounting is summed and settled
- * before anything that may park (apply_one's cascade) and at the end, so a
- * stopped world still sees counters that match the entries left (D5). */
+ * once (rs__free_private_run); their accounting (pending, and freed) is
+ * summed and settled before anything that may park (apply_one's cascade)
+ * and at the end, so a stopped world still sees counters that match the
+ * entries left (D5). */
+static void settle_freed(struct rs__thread *t, int64_t n, int64_t bytes)
+{
+	rs__pending_add(t, -n, -bytes);
+	rs__bump_owner(&t->c.freed, (uint64_t)n);
+	rs__bump_owner(&t->c.bytes_freed, (uint64_t)bytes);
+}
+
 static void apply_priv(struct rs__thread *t)
 {
-	int64_t n = 0, bytes = 0;
-	size_t b;
+	int64_t bytes;
+	size_t n;
 
 	/* a destroy callback that misuses rs_decref may append: re-read */
 	while (t->npriv) {
-		b = rs__free_private_last(t, t->priv[t->npriv - 1]);
-		if (b) {
-			t->npriv--;
-			n++;
-			bytes += (int64_t)b;
-			continue;
-		}
-		if (n) {
-			pending_add(t, -n, -bytes);
-			n = bytes = 0;
-		}
-		apply_one(t, t->priv[--t->npriv]);
+		n = rs__free_private_run(t, &bytes);
+		if (n)
+			settle_freed(t, (int64_t)n, bytes);
+		if (t->npriv)
+			apply_one(t, t->priv[--t->npriv]);
 	}
-	if (n)
-		pending_add(t, -n, -bytes);
 }
 
 static void apply_batch(struct rs__thread *t, struct rs__batch *b)
@@ -403,7 +391,7 @@ void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from)
 		for (b = list; b; b = list) {
 			list = b->next;
 			sealed_append(to, b);
-			pending_add(to, b->n, (int64_t)b->bytes);
+			rs__pending_add(to, b->n, (int64_t)b->bytes);
 			if (!batch_matured(b)) {
 				b->submitted = rs__reclaim_submit(b);
 				to->self_sync |= !b->submitted;
@@ -436,7 +424,7 @@ void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from)
 		b->next = NULL;
 		if (to) {
 			sealed_append(to, b);
-			pending_add(to, b->n, (int64_t)b->bytes);
+			rs__pending_add(to, b->n, (int64_t)b->bytes);
 		} else {
 			*tail = b;
 			tail = &b->next;
@@ -478,7 +466,7 @@ static void drain_stopped(struct rs__thread *x, struct rs__batch *b,
 	while (b->n) {
 		obj = b->ent[--b->n];
 		b->bytes -= rs__obj_bytes(obj);
-		pending_add(x, -1, -(int64_t)rs__obj_bytes(obj));
+		rs__pending_add(x, -1, -(int64_t)rs__obj_bytes(obj));
 		rs__decref_now(by, obj);
 	}
 }
@@ -498,7 +486,7 @@ void rs__defer_apply_stopped(struct rs__thread *by)
 			continue;
 		while (x->npriv) {
 			obj = x->priv[--x->npriv];
-			pending_add(x, -1, -(int64_t)rs__obj_bytes(obj));
+			rs__pending_add(x, -1, -(int64_t)rs__obj_bytes(obj));
 			rs__decref_now(by, obj);
 		}
 		for (b = x->sealed; b; b = b->next)

@@ -382,7 +382,7 @@ static inline size_t rs__obj_bytes(const void *obj)
 /* lib/object.c                                                              */
 /* ------------------------------------------------------------------------ */
 void rs__decref_now(struct rs__thread *t, void *obj);
-size_t rs__free_private_last(struct rs__thread *t, void *obj);
+size_t rs__free_private_run(struct rs__thread *t, int64_t *bytes);
 void rs__cascade(struct rs__thread *t);
 void rs__merge_queued(struct rs__thread *t, void *obj);
 void rs__merge_abandoned(struct rs__thread *t, void *obj);
@@ -395,6 +395,40 @@ void rs__push_dying(struct rs__thread *t, struct rs__head *h);
 /* ------------------------------------------------------------------------ */
 /* lib/defer.c                                                               */
 /* ------------------------------------------------------------------------ */
+/* Deferred-decrement accounting: n entries of `bytes` logged (or, negative,
+ * applied).  Owner thread only; relaxed stores, read by rs_stats. */
+static inline void rs__pending_add(struct rs__thread *t, int64_t n,
+				   int64_t bytes)
+{
+	uint64_t pb = rs__load_relaxed(&t->c.pending_bytes) + (uint64_t)bytes;
+
+	rs__bump_owner(&t->c.pending, (uint64_t)n);
+	rs__store_relaxed(&t->c.pending_bytes, pb);
+	if (pb > rs__load_relaxed(&t->c.pending_bytes_max))
+		rs__store_relaxed(&t->c.pending_bytes_max, pb);
+}
+
+/* Log the owner's decrement of a private object, for its next safepoint;
+ * the caller made sure there is room. */
+static inline void rs__log_private_append(struct rs__thread *t, void *obj,
+					  size_t bytes)
+{
+	t->priv[t->npriv++] = obj;
+	rs__pending_add(t, 1, (int64_t)bytes);
+}
+
+/* The same when there is room already and no fault is armed: true if
+ * logged (rs_decref's common case), else the caller takes rs__log_decref. */
+static inline bool rs__log_private_fast(struct rs__thread *t, void *obj,
+					size_t bytes)
+{
+	if (RS_UNLIKELY(t->npriv == t->privcap ||
+			rs__load_relaxed(&rs__fault_n[RS__FAULT_PRIV]) > 0))
+		return false;
+	rs__log_private_append(t, obj, bytes);
+	return true;
+}
+
 int rs__log_decref(struct rs__thread *t, void *obj, bool private_obj);
 void rs__decref_or_wait(struct rs__thread *t, void *obj);
 int rs__log_reserve(struct rs__thread *t);

@@ -65,6 +65,7 @@
  */
 #define RS_BUILDING 1
 #include "internal.h"
+#include "alloc.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -104,8 +105,8 @@ void *rs_new(const rs_type *type)
 		rs__die("rs_new", NULL, "called by an offline thread (object "
 			"of type '%s')", type->name ? type->name : "?");
 	bytes = rs__type_bytes(type);
-	h = rs__obj_alloc(t, bytes);
-	if (!h) {
+	h = rs__obj_alloc_fast(t, bytes);
+	if (RS_UNLIKELY(!h) && !(h = rs__obj_alloc_slow(t, bytes))) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -304,6 +305,8 @@ int rs__decref_slow(void *obj)
 	if (RS_DEBUG && private_obj && rs__load_relaxed(&h->local) == 0)
 		rs__die("rs_decref", obj, "count underflow on object of type '%s'",
 			type_name(h));
+	if (private_obj && rs__log_private_fast(t, obj, rs__type_bytes(h->type)))
+		return 0;
 	return rs__log_decref(t, obj, private_obj);
 }
 
@@ -399,31 +402,46 @@ void rs__merge_abandoned(struct rs__thread *t, void *obj)
 }
 
 /*
- * The owner's safepoint applies a private decrement: when it is the last
- * reference of a plain private object -- no bit set at all (not published,
- * tracked, weakly referenced, immortal, finalized), the owner's count 1 and
- * nothing in the shared word -- and its type has no traverse and no destroy,
- * nothing can hold, borrow or be held by it, and destroying it is freeing
- * it.  That is done here at once, without the dying list; returns its size,
- * or 0 if the object is not such a one (the caller takes the general path,
- * rs__decref_now and the cascade, which would do the same in more steps).
+ * The owner's safepoint applies its private decrements from the end of the
+ * log.  Most are the last reference of a plain private object -- no bit set
+ * at all (not published, tracked, weakly referenced, immortal, finalized),
+ * the owner's count 1 and nothing in the shared word -- whose type has no
+ * traverse and no destroy: nothing can hold, borrow or be held by it, and
+ * destroying it is freeing it.  This frees such entries at once, without
+ * the dying list (and, in the thread's current slab, without a call:
+ * rs__obj_free_cur), and stops at the first entry that is not one (the
+ * caller applies it through rs__decref_now and the cascade, which would do
+ * the same in more steps) or at an empty log.  Returns how many it freed
+ * and their sizes in *bytes; the caller settles their accounting (pending,
+ * freed).  Nothing here parks, so the log shrinks once, at the end.
  */
-size_t rs__free_private_last(struct rs__thread *t, void *obj)
+size_t rs__free_private_run(struct rs__thread *t, int64_t *bytes)
 {
-	struct rs__head *h = rs__head_of(obj);
-	const rs_type *type = h->type;
-	size_t bytes;
+	size_t i = t->npriv, b;
+	int64_t sum = 0;
+	struct rs__head *h;
+	const rs_type *type;
 
-	if (rs__load_relaxed(&h->bits) != 0 ||
-	    rs__load_relaxed(&h->local) != 1 ||
-	    rs__load_relaxed(&h->tid) != rs__tls.tid ||
-	    rs__load_relaxed(&h->shared) != 0 ||
-	    type->traverse || type->destroy)
-		return 0;
-	bytes = rs__type_bytes(type);
-	rs__store_relaxed(&h->local, 0);
-	obj_free(t, h);
-	return bytes;
+	for (; i; i--) {
+		h = rs__head_of(t->priv[i - 1]);
+		type = h->type;
+		if (rs__load_relaxed(&h->bits) != 0 ||
+		    rs__load_relaxed(&h->local) != 1 ||
+		    rs__load_relaxed(&h->tid) != rs__tls.tid ||
+		    rs__load_relaxed(&h->shared) != 0 ||
+		    type->traverse || type->destroy)
+			break;
+		b = RS_HEAD_SIZE + type->size;	/* untracked: no trailer */
+		if (RS_DEBUG || !rs__obj_free_cur(t, h, b)) {
+			rs__store_relaxed(&h->local, 0);
+			obj_release(h, b);
+		}
+		sum += (int64_t)b;
+	}
+	b = t->npriv - i;
+	t->npriv = i;
+	*bytes = sum;
+	return b;
 }
 
 /* Apply one decrement now.  The caller is at a point where it may (a grace

@@ -16,6 +16,7 @@
  *  - batches kept across rs_shutdown fit a later runtime's batch size.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "testlib.h"
 
@@ -246,7 +247,7 @@ static void test_bound(void)
 
 /* A thread's last references to its plain private objects (no traverse, no
  * destroy, never published or watched) are freed at its next safepoint at
- * once, without the dying list (lib/object.c rs__free_private_last); the
+ * once, without the dying list (lib/object.c rs__free_private_run); the
  * others take the general path.  Either way: alive until the safepoint,
  * then freed, and every counter exact. */
 static const rs_type leaf_type = {"leaf", 48, NULL, NULL, NULL, 0};
@@ -313,6 +314,41 @@ static void test_private_deaths(void)
 	   "all freed in the end");
 }
 
+/* The safepoint frees a plain private object in its thread's current slab
+ * by an inline push (lib/alloc.h rs__obj_free_cur) and any other through
+ * the allocator's general free: deaths spread over several slabs take both,
+ * and the slabs' counts stay exact (rs_heap_verify checks carved = used +
+ * local free list, and that the FREE slots are exactly those on the lists),
+ * and the memory is reused. */
+static void test_private_deaths_slabs(void)
+{
+	enum { N = 3000 };	/* 80-byte slots: about 4 slabs of 64 KiB */
+	static void *o[N];
+	struct rs_stats a, b;
+	int i, round, zero = 1;
+
+	rs_safepoint();
+	rs_stats(&a);
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < N; i++) {
+			o[i] = rs_new(&leaf_type);
+			zero &= ((unsigned char *)o[i])[47] == 0;
+			memset(o[i], 0xa5, 48);
+		}
+		for (i = 0; i < N; i++)
+			rs_decref(o[i]);
+		rs_safepoint();
+	}
+	rs_stats(&b);
+	ok(zero, "objects come back zeroed from reused slots");
+	is((long)(b.objects_freed - a.objects_freed), 3L * N,
+	   "%d private deaths over several slabs, all freed", 3 * N);
+	is((long)b.live_objects, (long)a.live_objects, "... none left");
+	is(rs_heap_verify(), 0L, "... the slabs' counts and lists are exact");
+	ok(b.slab_bytes - a.slab_bytes <= (size_t)6 << 16,
+	   "... and the later rounds reused the first round's slabs");
+}
+
 /* A thread's batches outlive rs_shutdown, and the next rs_init may choose
  * larger batches: each batch keeps its own capacity.  (Found by the
  * fuzzer: a 16-entry batch kept from the first runtime took the 17th
@@ -348,13 +384,14 @@ int main(void)
 {
 	rs_config cfg = {0};
 
-	plan(28);
+	plan(33);
 	cfg.defer_limit_bytes = 64 << 10;
 	ok(rs_init(&cfg) == 0 && rs_thread_attach() == 0, "init (64 KiB bound)");
 	test_borrowed();
 	test_who_blocks();
 	test_bound();
 	test_private_deaths();
+	test_private_deaths_slabs();
 	is(rs_shutdown(), 0L, "shutdown clean");
 	test_batch_size_restart();
 	return exit_status();

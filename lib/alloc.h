@@ -1,0 +1,173 @@
+/*
+ * alloc.h - the allocator's layout and its two inline fast paths, for the
+ * files whose hot paths allocate and free (lib/alloc.c, lib/object.c):
+ * rs_new pops from its thread's current slab, and a safepoint pushes a
+ * private object's last reference back there, without a call.  The
+ * protocol and its invariants are at the top of lib/alloc.c.
+ */
+#ifndef RS_ALLOC_H
+#define RS_ALLOC_H
+
+#include <string.h>
+
+#include "internal.h"
+
+#define ARENA_SHIFT 22
+#define ARENA_SIZE ((size_t)1 << ARENA_SHIFT)
+#define SLAB_SHIFT 16
+#define SLAB_SIZE ((size_t)1 << SLAB_SHIFT)
+#define NSLABS (ARENA_SIZE / SLAB_SIZE)
+#define MAX_SMALL 1024
+
+/* A slab's descriptor, in the array of its arena's header.  Each takes a
+ * 128-byte block of its own (two cache lines, the pair an adjacent-line
+ * prefetcher moves together): the owner writes `free' and `used' on every
+ * allocation and free, and two threads whose current slabs sit side by
+ * side in one arena must not write the same line (with 80-byte descriptors
+ * they did, and two threads ran at a third of the speed of one:
+ * docs/performance.md). */
+struct rs__slab {
+	/* The holder's: the owner, or the lock holder when not owned. */
+	_Alignas(128) struct rs__head *free;	/* local free list */
+	uint32_t used;			/* carved, not on the local list.
+					   Sync: holder, relaxed stores (stats
+					   read it relaxed) */
+	uint32_t bump;			/* slots carved. Sync: as used */
+	/* Set under the lock when the slab is assigned. */
+	uint32_t cap, size;
+	int cls;			/* -1 when FREE. Sync: lock; relaxed */
+	int state;			/* S_*. Sync: lock */
+	struct rs__thread *owner;	/* Sync: atomic (relaxed); see top */
+	struct rs__head *remote;	/* Sync: atomic (CAS push release,
+					   exchange acquire) */
+	struct rs__slab *next, *prev;	/* list it is on. Sync: holder */
+	uint64_t stamp;			/* S_EMPTY: grace period. Sync: lock */
+	unsigned index;			/* in its arena. Sync: immutable */
+};
+
+struct arena {
+	struct arena *next, *prev;	/* Sync: lock */
+	unsigned nassigned;		/* slabs not FREE. Sync: lock */
+	struct rs__slab slabs[NSLABS];	/* slabs[0] is this header */
+};
+
+_Static_assert(sizeof(struct arena) <= SLAB_SIZE,
+	       "the arena header fits in slab 0");
+
+static inline unsigned size_class(size_t bytes)
+{
+	size_t n;
+	unsigned e;
+
+	if (bytes <= 128)
+		return bytes <= 32 ? 0 : (unsigned)((bytes + 15) / 16 - 2);
+	n = bytes - 1;
+	e = 63u - (unsigned)__builtin_clzll(n);
+	return 7 + (e - 7) * 8 + (unsigned)((n >> (e - 3)) - 8);
+}
+
+static inline struct arena *arena_of(const void *p)
+{
+	return (struct arena *)((uintptr_t)p & ~(uintptr_t)(ARENA_SIZE - 1));
+}
+
+static inline struct rs__slab *slab_of(const void *p)
+{
+	return &arena_of(p)->slabs[((uintptr_t)p >> SLAB_SHIFT) % NSLABS];
+}
+
+static inline struct rs__head *link_of(struct rs__head *h)
+{
+	return (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->shared);
+}
+
+static inline void set_link(struct rs__head *h, struct rs__head *next)
+{
+	rs__store_relaxed(&h->shared, (int64_t)(uintptr_t)next);
+}
+
+/*
+ * Small payloads are zeroed with aligned 16-byte stores, rounded up to 16
+ * bytes: a slot is a multiple of 16 bytes and its payload starts 32 bytes
+ * in, so the rounding stays inside the slot (it may clear part of the slot's
+ * unused tail, which nobody reads).  gcc expands a memset of unknown length
+ * into `rep stos`, whose start-up cost dominated the whole allocation, and
+ * 8-byte stores took 8 ns of a 256-byte object's life cycle.  The empty asm
+ * keeps gcc from turning the loop back into a memset call.  Sanitizer and
+ * Valgrind builds clear exactly the payload: the tail is poisoned there.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
+	(defined(RS_VALGRIND) && RS_VALGRIND)
+#define ZERO_EXACT 1
+#else
+#define ZERO_EXACT 0
+#endif
+
+typedef uint64_t zero16 __attribute__((vector_size(16)));
+
+static inline void zero_payload(void *p, size_t n)
+{
+	zero16 *w = p;
+	size_t i;
+
+	if (ZERO_EXACT || n > 256) {
+		memset(p, 0, n);
+		return;
+	}
+	for (i = 0; i < (n + 15) / 16; i++) {
+		w[i] = (zero16){0, 0};
+		__asm__("" : "+r"(w));
+	}
+}
+
+/* The pop from the current slab of the class: zeroed memory for an object
+ * of `bytes` (header included), or NULL when anything else is needed (an
+ * armed fault site, a large object, a slab to carve, collect or change:
+ * rs__obj_alloc_slow). */
+static inline struct rs__head *rs__obj_alloc_fast(struct rs__thread *t,
+						   size_t bytes)
+{
+	struct rs__slab *s;
+	struct rs__head *h;
+
+	if (RS_UNLIKELY(bytes > MAX_SMALL ||
+			rs__load_relaxed(&rs__fault_n[RS__FAULT_OBJECT]) > 0))
+		return NULL;
+	s = t->heap.cur[size_class(bytes)];
+	if (RS_UNLIKELY(!s || !(h = s->free)))
+		return NULL;
+	s->free = link_of(h);
+	rs__store_relaxed(&s->used, rs__load_relaxed(&s->used) + 1);
+	UNPOISON(h + 1, bytes - RS_HEAD_SIZE);
+	VG_ALLOC(h + 1, bytes - RS_HEAD_SIZE);
+	zero_payload(h + 1, bytes - RS_HEAD_SIZE);
+	return h;
+}
+
+void *rs__obj_alloc_slow(struct rs__thread *t, size_t bytes);
+
+/* The owner frees a small object of its current slab of the class with
+ * plain stores, as rs__obj_free would (the safepoint's fast path for a
+ * private object's last reference).  Leaf; false if the object is not in
+ * such a slab, and then nothing was done. */
+static inline bool rs__obj_free_cur(struct rs__thread *t, struct rs__head *h, size_t bytes)
+{
+	struct rs__slab *s;
+
+	if (RS_UNLIKELY(bytes > MAX_SMALL))
+		return false;
+	s = slab_of(h);
+	if (RS_UNLIKELY(t->heap.cur[size_class(bytes)] != s))
+		return false;
+	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_DEAD);
+	rs__store_relaxed(&h->bits, RS__B_FREE | RS__B_DEAD);
+	rs__store_relaxed(&h->local, 0);
+	VG_FREE(h + 1);
+	POISON(h + 1, s->size - RS_HEAD_SIZE);
+	set_link(h, s->free);
+	s->free = h;
+	rs__store_relaxed(&s->used, rs__load_relaxed(&s->used) - 1);
+	return true;
+}
+
+#endif /* RS_ALLOC_H */
