@@ -36,6 +36,15 @@ static inline void sink(long v)	/* the compiler must compute v */
 	__asm__ __volatile__("" : : "r"(v));
 }
 
+/* The block p escapes, and what was stored into it must be stored: an empty
+ * asm that may read memory.  Not a store to a shared `volatile` global:
+ * threads writing one line on every iteration ping-pong it between CPUs
+ * (it halved every implementation's two-thread figures in bench_alloc). */
+static inline void sink_mem(void *p)
+{
+	__asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
 static inline void die(const char *what)
 {
 	perror(what);

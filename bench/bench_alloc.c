@@ -79,8 +79,6 @@ struct job {
 	double ns;
 };
 
-static void *volatile sink_ptr;
-
 /* One thread's same-thread loop; returns ns per object. */
 static double same_thread(int impl, rs_type *type, uint64_t iters)
 {
@@ -98,7 +96,7 @@ static double same_thread(int impl, rs_type *type, uint64_t iters)
 				void *o = rs_new(type);
 
 				((char *)o)[0] = 1;
-				sink_ptr = o;
+				sink_mem(o);
 				rs_decref(o);
 			}
 			rs_safepoint();
@@ -106,7 +104,7 @@ static double same_thread(int impl, rs_type *type, uint64_t iters)
 			for (k = 0; k < BATCH; k++) {
 				keep[k] = peer_alloc(impl, bytes);
 				((char *)keep[k])[0] = 1;
-				sink_ptr = keep[k];
+				sink_mem(keep[k]);
 			}
 			for (k = 0; k < BATCH; k++)
 				peer_free(impl, keep[k], bytes);
