@@ -120,6 +120,14 @@ struct large {
 /* Size classes and address arithmetic                                      */
 /* ---------------------------------------------------------------------- */
 
+#define C1(k) RS__CLS((k) * 16)
+#define C4(k) C1(k), C1(k + 1), C1(k + 2), C1(k + 3)
+#define C16(k) C4(k), C4(k + 4), C4(k + 8), C4(k + 12)
+const uint8_t rs__cls_of16[MAX_SMALL / 16 + 1] = {
+	C16(0), C16(16), C16(32), C16(48), C1(64)
+};
+_Static_assert(RS__CLS(MAX_SMALL) == RS__NCLS - 1, "31 classes up to 1 KiB");
+
 static inline uint32_t class_size(unsigned c)
 {
 	unsigned e;

@@ -54,16 +54,24 @@ struct arena {
 _Static_assert(sizeof(struct arena) <= SLAB_SIZE,
 	       "the arena header fits in slab 0");
 
-static inline unsigned size_class(size_t bytes)
-{
-	size_t n;
-	unsigned e;
+/*
+ * Size classes: 32..128 bytes by 16, then eight per doubling up to 1024
+ * (RS__NCLS = 31).  RS__CLS(b) is the class of b bytes as a constant
+ * expression; every class boundary is a multiple of 16, so the class of any
+ * small size is a lookup in a table of 65 entries by its size in 16-byte
+ * units, rounded up (rs__cls_of16, lib/alloc.c): no branch on the
+ * allocation path.
+ */
+#define RS__CLS_E(n) ((n) >= 512 ? 9 : (n) >= 256 ? 8 : 7)	/* log2(n) */
+#define RS__CLS(b)							\
+	((b) <= 32 ? 0 : (b) <= 128 ? ((b) + 15) / 16 - 2 :		\
+	 7 + (RS__CLS_E((b) - 1) - 7) * 8 +				\
+	 (((b) - 1) >> (RS__CLS_E((b) - 1) - 3)) - 8)
+extern const uint8_t rs__cls_of16[MAX_SMALL / 16 + 1];
 
-	if (bytes <= 128)
-		return bytes <= 32 ? 0 : (unsigned)((bytes + 15) / 16 - 2);
-	n = bytes - 1;
-	e = 63u - (unsigned)__builtin_clzll(n);
-	return 7 + (e - 7) * 8 + (unsigned)((n >> (e - 3)) - 8);
+static inline unsigned size_class(size_t bytes)	/* bytes <= MAX_SMALL */
+{
+	return rs__cls_of16[(bytes + 15) >> 4];
 }
 
 static inline struct arena *arena_of(const void *p)

@@ -80,6 +80,44 @@ static void test_classes(void)
 	is(bad_reuse, 0, "a freed slot is the next one its class hands out");
 }
 
+/* Each size goes to the smallest class that holds it: the classes are 32 to
+ * 128 bytes by 16, then eight per doubling up to 1024, listed here
+ * independently of the allocator's table (lib/alloc.h RS__CLS); above 128
+ * bytes a slot wastes less than 1/8 of itself. */
+static void test_class_choice(void)
+{
+	unsigned slot[31], n = 0, c, e, j, want;
+	int bad = 0, waste = 0;
+	size_t size, bytes;
+	rs_type t = {"any size", 0, NULL, NULL, NULL, 0};
+	void *o;
+
+	for (c = 32; c <= 128; c += 16)
+		slot[n++] = c;
+	for (e = 128; e < 1024; e *= 2)
+		for (j = 1; j <= 8; j++)
+			slot[n++] = e + j * (e / 8);
+	for (size = 1; RS_HEAD_SIZE + size <= 1024; size++) {
+		bytes = RS_HEAD_SIZE + size;
+		for (want = 0; slot[want] < bytes; want++)
+			;
+		t.size = size;
+		o = rs_new(&t);
+		if (!o)
+			bail_out("rs_new failed for size %zu", size);
+		if (rs__alloc_slab_class(o) != (int)want && bad++ < 5)
+			diag("%zu bytes: class %d, want %u (%u bytes)", bytes,
+			     rs__alloc_slab_class(o), want, slot[want]);
+		waste += bytes > 128 && (slot[want] - bytes) * 8 >= slot[want];
+		rs_decref(o);
+		rs_safepoint();	/* freed before its type changes size */
+	}
+	is(n, 31u, "31 size classes");
+	is(bad, 0, "every size from 33 to 1024 bytes gets the smallest class "
+	   "that holds it");
+	is(waste, 0, "... wasting less than 1/8 of the slot above 128 bytes");
+}
+
 /* Raw allocator under contention: threads swap blocks in and out of a
  * shared table, so most frees are by another thread than the owner. */
 #define TABLE 4096
@@ -527,6 +565,7 @@ int main(void)
 	make_types();
 	rs_thread_attach();
 	test_classes();
+	test_class_choice();
 	test_remote_frees();
 	test_walk();
 	test_grace_period();
