@@ -432,6 +432,8 @@ void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from)
 	}
 	*tail = orphans;
 	orphans = list;
+	if (from->c.pending_bytes > from->c.pending_bytes_max)	/* a decrease */
+		from->c.pending_bytes_max = from->c.pending_bytes;
 	from->c.pending = 0;
 	from->c.pending_bytes = 0;
 }

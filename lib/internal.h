@@ -396,16 +396,19 @@ void rs__push_dying(struct rs__thread *t, struct rs__head *h);
 /* lib/defer.c                                                               */
 /* ------------------------------------------------------------------------ */
 /* Deferred-decrement accounting: n entries of `bytes` logged (or, negative,
- * applied).  Owner thread only; relaxed stores, read by rs_stats. */
+ * applied).  Owner thread only; relaxed stores, read by rs_stats.  The
+ * high-water mark is taken before each decrease, not at each increase:
+ * pending bytes only grow between decreases, so their maximum so far is
+ * the larger of the mark and the current value (which rs_stats takes). */
 static inline void rs__pending_add(struct rs__thread *t, int64_t n,
 				   int64_t bytes)
 {
-	uint64_t pb = rs__load_relaxed(&t->c.pending_bytes) + (uint64_t)bytes;
+	uint64_t pb = rs__load_relaxed(&t->c.pending_bytes);
 
-	rs__bump_owner(&t->c.pending, (uint64_t)n);
-	rs__store_relaxed(&t->c.pending_bytes, pb);
-	if (pb > rs__load_relaxed(&t->c.pending_bytes_max))
+	if (bytes < 0 && pb > rs__load_relaxed(&t->c.pending_bytes_max))
 		rs__store_relaxed(&t->c.pending_bytes_max, pb);
+	rs__bump_owner(&t->c.pending, (uint64_t)n);
+	rs__store_relaxed(&t->c.pending_bytes, pb + (uint64_t)bytes);
 }
 
 /* Log the owner's decrement of a private object, for its next safepoint;

@@ -285,18 +285,31 @@ void *rs__incref_slow(void *obj)
 	return obj;
 }
 
+/*
+ * Every decrement the inline rs_decref does not apply itself.  The common
+ * one first: the owner's last reference to a private untracked object goes
+ * to the private log with as few loads as can decide it -- a header whose
+ * tid is this thread's is attached, alive (dead and immortal headers carry
+ * reserved tids) and not merged; untracked, its size is the type's plus
+ * the header.  Debug builds take the general path, which checks more.
+ */
 int rs__decref_slow(void *obj)
 {
 	struct rs__thread *t = rs__self();
 	struct rs__head *h = rs__head_of(obj);
-	uint32_t bits;
+	uint32_t bits = rs__load_relaxed(&h->bits);
 	bool private_obj;
 
+	if (!RS_DEBUG && RS_LIKELY(rs__load_relaxed(&h->tid) == rs__tls.tid &&
+				   !(bits & (RS__B_PUBLISHED | RS__B_TRACKED |
+					     RS__B_DYING)) &&
+				   rs__load_relaxed(&h->local) == 1) &&
+	    rs__log_private_fast(t, obj, RS_HEAD_SIZE + h->type->size))
+		return 0;
 	if (RS_UNLIKELY(!t || !rs__tls.tid)) {
 		errno = EPERM;
 		return -1;
 	}
-	bits = rs__load_relaxed(&h->bits);
 	if (bits & RS__B_IMMORTAL)
 		return 0;
 	check_alive("rs_decref", h, bits);

@@ -259,13 +259,17 @@ long rs_shutdown(void)
 static void counters_add(struct rs__counters *sum, const struct rs__counters *c)
 {
 	uint64_t pbm = rs__load_relaxed(&c->pending_bytes_max);
+	uint64_t pb = rs__load_relaxed(&c->pending_bytes);
+
+	if (pb > pbm)	/* the mark is taken at decreases (rs__pending_add) */
+		pbm = pb;
 
 	sum->allocated += rs__load_relaxed(&c->allocated);
 	sum->freed += rs__load_relaxed(&c->freed);
 	sum->bytes_allocated += rs__load_relaxed(&c->bytes_allocated);
 	sum->bytes_freed += rs__load_relaxed(&c->bytes_freed);
 	sum->pending += rs__load_relaxed(&c->pending);
-	sum->pending_bytes += rs__load_relaxed(&c->pending_bytes);
+	sum->pending_bytes += pb;
 	sum->batches_sealed += rs__load_relaxed(&c->batches_sealed);
 	sum->defer_waits += rs__load_relaxed(&c->defer_waits);
 	sum->merges_queued += rs__load_relaxed(&c->merges_queued);

@@ -314,6 +314,33 @@ static void test_private_deaths(void)
 	   "all freed in the end");
 }
 
+/* pending_bytes_max is a high-water mark: taken before each decrease
+ * (lib/internal.h rs__pending_add), and rs_stats adds what is pending now.
+ * A peak above every earlier one must show while it is pending and after
+ * it was applied. */
+static void test_pending_peak(void)
+{
+	static const rs_type big = {"big", 1000, NULL, NULL, NULL, 0};
+	struct rs_stats a, b, c;
+	int n = 0;
+
+	rs_safepoint();
+	rs_stats(&a);
+	do {
+		rs_decref(rs_new(&big));
+		rs_stats(&b);
+	} while (b.pending_bytes < a.pending_bytes_max + 100000 && ++n < 10000);
+	ok(b.pending_bytes_max >= b.pending_bytes,
+	   "a new peak of pending bytes shows while pending (%zu >= %zu)",
+	   b.pending_bytes_max, b.pending_bytes);
+	rs_safepoint();
+	rs_stats(&c);
+	ok(c.pending_bytes == a.pending_bytes &&
+	   c.pending_bytes_max >= b.pending_bytes,
+	   "... and stays once applied (%zu >= %zu)", c.pending_bytes_max,
+	   b.pending_bytes);
+}
+
 /* The safepoint frees a plain private object in its thread's current slab
  * by an inline push (lib/alloc.h rs__obj_free_cur) and any other through
  * the allocator's general free: deaths spread over several slabs take both,
@@ -384,7 +411,7 @@ int main(void)
 {
 	rs_config cfg = {0};
 
-	plan(33);
+	plan(35);
 	cfg.defer_limit_bytes = 64 << 10;
 	ok(rs_init(&cfg) == 0 && rs_thread_attach() == 0, "init (64 KiB bound)");
 	test_borrowed();
@@ -392,6 +419,7 @@ int main(void)
 	test_bound();
 	test_private_deaths();
 	test_private_deaths_slabs();
+	test_pending_peak();
 	is(rs_shutdown(), 0L, "shutdown clean");
 	test_batch_size_restart();
 	return exit_status();

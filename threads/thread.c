@@ -110,6 +110,8 @@ static void counters_fold(struct rs__counters *into, struct rs__counters *c)
 	into->merges_on_the_spot += c->merges_on_the_spot;
 	if (c->pending_bytes_max > into->pending_bytes_max)
 		into->pending_bytes_max = c->pending_bytes_max;
+	if (c->pending_bytes > into->pending_bytes_max)	/* (rs__pending_add) */
+		into->pending_bytes_max = c->pending_bytes;
 	memset(c, 0, sizeof(*c));
 }
 
