@@ -289,6 +289,7 @@ struct rs__head {
 #define RS__B_GARBAGE 0x1000u	/* found unreachable, being freed */
 #define RS__B_FROZEN 0x2000u	/* in the permanent generation */
 #define RS__B_HELD 0x4000u	/* garbage held while its finalizers run */
+#define RS__B_RELEASED 0x8000u	/* dying, its references given back already */
 
 struct rs__tls {
 	uint64_t tid;		/* 0 when the thread is not attached */

@@ -336,6 +336,36 @@ void rs__defer_safepoint(struct rs__thread *t)
 	}
 }
 
+/*
+ * A stop is requested and this thread is about to park at a safepoint.  It
+ * applies its private decrements first (legal: this is its safepoint) and
+ * gives back what the resulting deaths reference (rs__release_dying), but
+ * runs no destroy callback and frees nothing: the cascade does that once the
+ * world runs again.  Without this, a structure its thread dropped just
+ * before the stop was still counted by its root's pending decrement, and a
+ * collection promoted all of it.  The owner releases its own objects with
+ * plain count decrements; RS__RELEASE_AT_PARK bounds the work a stop waits for.
+ */
+void rs__defer_before_park(struct rs__thread *t)
+{
+	int64_t bytes;
+	size_t n;
+	void *obj;
+
+	while (t->npriv) {
+		n = rs__free_private_run(t, &bytes);
+		if (n)
+			settle_freed(t, (int64_t)n, bytes);
+		if (t->npriv) {
+			obj = t->priv[--t->npriv];
+			rs__pending_add(t, -1, -(int64_t)rs__obj_bytes(obj));
+			rs__decref_now(t, obj);
+		}
+	}
+	if (t->dying)
+		rs__release_dying(t, RS__RELEASE_AT_PARK);
+}
+
 /* Going offline: seal what is logged, so its grace period can pass while
  * the thread is away. */
 void rs__defer_seal(struct rs__thread *t)

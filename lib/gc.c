@@ -1087,6 +1087,34 @@ static int choose_generation(void)
 	return -1;
 }
 
+/*
+ * Whether t holds its share of the young objects: at least young_count / the
+ * attached threads in its own nursery.  An automatic collection is run by a
+ * thread that holds its share, at its safepoint, where its own dropped
+ * objects are already dead.  Another thread's count is mostly what that
+ * thread is building between two of its safepoints (binary-trees: a tree of
+ * up to 131,071 nodes per safepoint); a collection started for it waits for
+ * that thread to finish, then finds the structure alive and promotes it --
+ * with two threads, 2,320 young, 211 middle and 10 full collections in five
+ * runs, against 5 young with one.  Some thread always holds its share (the
+ * largest nursery does), so collections are delayed until that thread's
+ * safepoint, not lost; the young garbage other threads make meanwhile is
+ * bounded by what that thread holds, since it counts in their share too.
+ */
+static bool holds_share(struct rs__thread *t)
+{
+	struct rs__gclog *log = &t->nursery;
+	size_t n = rs__attached_count();
+	int64_t own;
+
+	if (n <= 1)
+		return true;
+	rs__lock(&log->lock);
+	own = (int64_t)log->n - (int64_t)log->holes - (int64_t)log->remote_holes;
+	rs__unlock(&log->lock);
+	return own * (int64_t)n >= rs__load_relaxed(&young_count);
+}
+
 /* A safepoint saw a request (the caller is at a safepoint, not in one). */
 void rs__gc_auto(struct rs__thread *t)
 {
@@ -1097,6 +1125,8 @@ void rs__gc_auto(struct rs__thread *t)
 		rs__store_relaxed(&rs__gc_requested, 0);
 		return;
 	}
+	if (!holds_share(t))
+		return;	/* the request stays for the threads that do */
 	if (!role_take(t, false))
 		return;	/* another thread is collecting */
 	gen = choose_generation();

@@ -384,6 +384,9 @@ static inline size_t rs__obj_bytes(const void *obj)
 void rs__decref_now(struct rs__thread *t, void *obj);
 size_t rs__free_private_run(struct rs__thread *t, int64_t *bytes);
 void rs__cascade(struct rs__thread *t);
+size_t rs__release_dying(struct rs__thread *t, size_t budget);
+/* objects a thread releases before it parks (lib/defer.c) */
+#define RS__RELEASE_AT_PARK ((size_t)1 << 16)
 void rs__merge_queued(struct rs__thread *t, void *obj);
 void rs__merge_abandoned(struct rs__thread *t, void *obj);
 void rs__quarantine_flush(void);
@@ -438,6 +441,7 @@ int rs__log_reserve(struct rs__thread *t);
 int rs__log_room(struct rs__thread *t, size_t n);
 bool rs__defer_has_work(const struct rs__thread *t);
 void rs__defer_safepoint(struct rs__thread *t);
+void rs__defer_before_park(struct rs__thread *t);
 void rs__defer_seal(struct rs__thread *t);
 int rs__defer_init(struct rs__thread *t);
 void rs__defer_flush(struct rs__thread *t);

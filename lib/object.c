@@ -244,7 +244,8 @@ void rs__cascade(struct rs__thread *t)
 		type = h->type;
 		if (rs__load_relaxed(&h->bits) & RS__B_WEAKREFS)
 			rs__weak_clear(t, h);
-		if (type->traverse)
+		if (type->traverse &&
+		    !(rs__load_relaxed(&h->bits) & RS__B_RELEASED))
 			type->traverse(h + 1, cascade_visit, t);
 		if (type->destroy)
 			type->destroy(h + 1);
@@ -253,6 +254,47 @@ void rs__cascade(struct rs__thread *t)
 		if (may_park && (++n & 1023) == 0)
 			rs__safepoint_poll(t);
 	}
+}
+
+/*
+ * Give back the references that t's dying objects hold (their traverse, as
+ * the cascade would), so that what only they kept alive is dying too, until
+ * nothing more dies or `budget` objects were released; and nothing else:
+ * weak-reference clearing, destroy callbacks and the memory wait for
+ * rs__cascade, which skips the traverse of an object marked RELEASED.  Used
+ * by a thread about to park for a stop (rs__defer_before_park): a structure
+ * dropped just before the stop must not look alive to the collection.
+ * Order: a parent stays before the children it released (they are pushed
+ * after it was taken), so a destroy callback still runs before its
+ * children are freed; released objects go first, what died meanwhile after
+ * them.  Returns the objects released.
+ */
+size_t rs__release_dying(struct rs__thread *t, size_t budget)
+{
+	struct rs__head *h, *done = NULL, *last = NULL;
+	uint32_t bits;
+	size_t n = 0;
+
+	while (n < budget && (h = t->dying)) {
+		t->dying = (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->tid);
+		bits = rs__load_relaxed(&h->bits);
+		if (!(bits & RS__B_RELEASED)) {	/* not by an earlier call */
+			rs__store_relaxed(&h->bits, bits | RS__B_RELEASED);
+			if (h->type->traverse)
+				h->type->traverse(h + 1, cascade_visit, t);
+		}
+		if (last)
+			rs__store_relaxed(&last->tid, (uint64_t)(uintptr_t)h);
+		else
+			done = h;
+		last = h;
+		n++;
+	}
+	if (last) {
+		rs__store_relaxed(&last->tid, (uint64_t)(uintptr_t)t->dying);
+		t->dying = done;
+	}
+	return n;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -1191,6 +1191,137 @@ static void test_cascade(void)
 	is(rs_heap_verify(), 0L, "heap verifies");
 }
 
+/* A thread that parks for a stop first applies its private decrements and
+ * gives back what its dying objects reference (lib/defer.c
+ * rs__defer_before_park): a tree it dropped just before the stop is dying
+ * when the collection chooses its set, instead of young members that the
+ * dropped root's pending decrement keeps alive -- which the collection
+ * examined and promoted, all of them. */
+#define DROP_DEPTH 11
+extern int rs__stop_requested;	/* lib/internal.h (tests link statically) */
+extern int rs__gc_requested;
+#define DROP_N ((1L << (DROP_DEPTH + 1)) - 1)
+static __thread long ctraversed;
+static int drop_state;
+static long drop_destroyed;
+
+static void counting_traverse(void *obj, rs_visit_fn visit, void *arg)
+{
+	ctraversed++;
+	node_traverse(obj, visit, arg);
+}
+
+static const rs_type ctree_type = {
+	"ctree", sizeof(struct node), counting_traverse, NULL, node_destroy, 0,
+};
+
+static struct node *ctree(int depth)
+{
+	struct node *n = (struct node *)rs_new(&ctree_type);
+
+	if (!n)
+		bail_out("rs_new failed");
+	if (depth) {	/* counted references held by plain stores */
+		n->kid[0] = ctree(depth - 1);
+		n->kid[1] = ctree(depth - 1);
+	}
+	return n;
+}
+
+static void *tree_dropper(void *arg)
+{
+	(void)arg;
+	rs_thread_attach();
+	rs_decref(ctree(DROP_DEPTH));
+	__atomic_store_n(&drop_state, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&rs__stop_requested, __ATOMIC_SEQ_CST))
+		sched_yield();	/* no safepoint until the stop is asked */
+	rs_safepoint();		/* parks; the collection runs meanwhile */
+	__atomic_store_n(&drop_destroyed, destroyed(), __ATOMIC_RELEASE);
+	rs_thread_detach();
+	return NULL;
+}
+
+static void test_dropped_before_stop(void)
+{
+	long before = destroyed(), seen;
+	pthread_t t;
+
+	start_thread(&t, tree_dropper, NULL);
+	while (!__atomic_load_n(&drop_state, __ATOMIC_ACQUIRE))
+		sched_yield();
+	ctraversed = 0;
+	rs_gc_collect(0);
+	seen = ctraversed;
+	join_offline(t);
+	ok(seen < 100, "a tree of %ld dropped just before a stop is not in the "
+	   "collection's set (%ld traverse calls by the collector)", DROP_N,
+	   seen);
+	is(__atomic_load_n(&drop_destroyed, __ATOMIC_ACQUIRE) - before, DROP_N,
+	   "... and all of it was destroyed by the end of that safepoint");
+}
+
+/* An automatic collection is run by a thread that holds its share of the
+ * young objects (lib/gc.c holds_share): another thread's structure in the
+ * making does not make this one stop the world, its own garbage does. */
+static int share_state;
+
+static void *share_builder(void *arg)
+{
+	struct node *kept;
+
+	(void)arg;
+	rs_thread_attach();
+	kept = ctree(13);	/* 16,383 young objects, alive */
+	rs_offline();		/* counts as stopped: no stop would wait */
+	__atomic_store_n(&share_state, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&share_state, __ATOMIC_ACQUIRE) != 2)
+		usleep(500);
+	rs_online();
+	rs_decref(kept);
+	rs_thread_detach();
+	return NULL;
+}
+
+static void test_share(void)
+{
+	struct rs_gc_stats a, b, c;
+	struct node *mine[64];
+	long before = destroyed();
+	pthread_t t;
+	int i;
+
+	rs_gc_collect(2);
+	start_thread(&t, share_builder, NULL);
+	while (!__atomic_load_n(&share_state, __ATOMIC_ACQUIRE))
+		usleep(500);
+	rs_gc_enable();
+	rs_gc_get_stats(0, &a);
+	for (i = 0; i < 64; i++)	/* births: the count is flushed, and a */
+		mine[i] = node_new(i);	/* collection requested */
+	for (i = 0; i < 5; i++)
+		rs_safepoint();
+	rs_gc_get_stats(0, &b);
+	ok(__atomic_load_n(&rs__gc_requested, __ATOMIC_RELAXED) &&
+	   b.collections == a.collections, "another thread's 16,383 young "
+	   "objects: a collection is requested, but not run at this thread's "
+	   "safepoints");
+	for (i = 0; i < 64; i++)
+		rs_decref(mine[i]);
+	for (i = 0; i < 9000; i++)
+		rs_decref(ring(&node_type, 2));	/* 18,000 of its own */
+	rs_safepoint();
+	rs_gc_get_stats(0, &c);
+	ok(c.collections > b.collections && c.collected - b.collected >= 18000,
+	   "its own 18,000 of garbage: collected at its safepoint (%ld found)",
+	   (long)(c.collected - b.collected));
+	rs_gc_disable();
+	__atomic_store_n(&share_state, 2, __ATOMIC_RELEASE);
+	join_offline(t);
+	settle_until(destroyed() - before == 18064 + (1L << 14) - 1, 10000);
+	is(destroyed() - before, 18064 + (1L << 14) - 1L, "... everything destroyed");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Collections while other threads mutate the graph                         */
 /* ------------------------------------------------------------------------ */
@@ -1473,6 +1604,8 @@ int main(int argc, char **argv)
 	test_pending_elsewhere();
 	test_other_owners();
 	test_cascade();
+	test_dropped_before_stop();
+	test_share();
 	test_concurrent();
 
 	is(rs_heap_verify(), 0L, "heap verifies");

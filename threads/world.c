@@ -116,10 +116,14 @@ static int safepoint_slow(struct rs__thread *t)
 	if (RS_DEBUG)
 		rs__assert_no_locks("rs_safepoint");
 	t->in_safepoint = 1;
-	if (rs__load_relaxed(&rs__stop_requested))
+	if (rs__load_relaxed(&rs__stop_requested)) {
+		rs__defer_before_park(t);
 		park(t);
+	}
 	rs__drain_queue(t);
 	rs__defer_safepoint(t);
+	if (t->dying)	/* released before parking: destroy it now */
+		rs__cascade(t);
 	t->in_safepoint = 0;
 	/* user code: weak-reference callbacks, then a requested collection
 	 * (unless a callback detached the thread) */
@@ -154,8 +158,11 @@ int rs_safepoint(void)
  * is at a safepoint (no borrowed references), so it may park. */
 void rs__safepoint_poll(struct rs__thread *t)
 {
-	if (RS_UNLIKELY(rs__load_relaxed(&rs__stop_requested)))
+	if (RS_UNLIKELY(rs__load_relaxed(&rs__stop_requested))) {
+		if (t->dying)	/* in a cascade: see rs__defer_before_park */
+			rs__release_dying(t, RS__RELEASE_AT_PARK);
 		park(t);
+	}
 }
 
 /* After a thread's state turned stopped (seq_cst store): a stopper that
