@@ -1104,15 +1104,14 @@ static int choose_generation(void)
 static bool holds_share(struct rs__thread *t)
 {
 	struct rs__gclog *log = &t->nursery;
-	size_t n = rs__attached_count();
-	int64_t own;
+	size_t n = rs__attached_hint();
+	int64_t own = (int64_t)log->n - (int64_t)log->holes;
 
-	if (n <= 1)
-		return true;
-	rs__lock(&log->lock);
-	own = (int64_t)log->n - (int64_t)log->holes - (int64_t)log->remote_holes;
-	rs__unlock(&log->lock);
-	return own * (int64_t)n >= rs__load_relaxed(&young_count);
+	/* a few owner fields and relaxed loads, no lock: a thread without its
+	 * share meets the pending request at each of its safepoints.  Deaths
+	 * by other threads (remote_holes, under the nursery's lock) are left
+	 * out: that only makes a thread collect sooner. */
+	return n <= 1 || own * (int64_t)n >= rs__load_relaxed(&young_count);
 }
 
 /* A safepoint saw a request (the caller is at a safepoint, not in one). */

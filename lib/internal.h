@@ -492,6 +492,7 @@ void rs__queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner);
 void rs__drain_queue(struct rs__thread *t);
 void rs__drain_queues_stopped(struct rs__thread *by);
 size_t rs__attached_count(void);
+size_t rs__attached_hint(void);
 void rs__thread_fork_child(void);
 void rs__thread_reset(void);
 

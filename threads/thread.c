@@ -45,7 +45,8 @@ struct rs__counters rs__retired;
 static uint32_t free_slots[RS_MAX_THREADS];
 static uint32_t nfree;
 static uint64_t slot_gen[RS_MAX_THREADS + 1];
-static size_t nattached;
+static size_t nattached;	/* Sync: registry lock; relaxed stores, so
+				   rs__attached_hint may read it without */
 /* urcu reader record of each attached thread, for the fork child */
 static struct urcu_qsbr_reader *readers[RS_MAX_THREADS + 1];
 
@@ -145,7 +146,7 @@ int rs_thread_attach(void)
 	urcu_qsbr_register_thread();
 	urcu_qsbr_thread_offline();
 	readers[t->slot] = &URCU_TLS(urcu_qsbr_reader);
-	nattached++;
+	rs__store_relaxed(&nattached, nattached + 1);
 	/* Born offline; rs_online below joins the world (and waits if it is
 	 * stopped).  The seq_cst store comes last: a stopped world (the
 	 * verifier) may read this thread's fields once it sees OFFLINE. */
@@ -167,7 +168,7 @@ static void slot_release(struct rs__thread *t)
 	counters_fold(&rs__retired, &t->c);
 	readers[t->slot] = NULL;
 	free_slots[nfree++] = t->slot;
-	nattached--;
+	rs__store_relaxed(&nattached, nattached - 1);
 	rs__unlock(&rs__registry_lock);
 }
 
@@ -241,6 +242,13 @@ int rs_thread_detach(void)
 	rs__tls.self = NULL;
 	slot_release(t);
 	return 0;
+}
+
+/* The attached threads now or a moment ago, without the lock: for
+ * heuristics (lib/gc.c holds_share). */
+size_t rs__attached_hint(void)
+{
+	return rs__load_relaxed(&nattached);
 }
 
 size_t rs__attached_count(void)
@@ -396,7 +404,7 @@ void rs__thread_fork_child(void)
 			readers[slot] = NULL;
 		}
 		free_slots[nfree++] = slot;
-		nattached--;
+		rs__store_relaxed(&nattached, nattached - 1);
 	}
 	if (self)
 		self->in_safepoint = 0;
