@@ -213,7 +213,10 @@ static void table_line(const char *label, double v[NIMPL][MAXRUNS])
 
 #define RING 1024
 static void *ring[RING];
-static uint64_t ring_head, ring_tail;	/* atomic */
+/* atomic; each on its own cache line, as in any single-producer ring: the
+ * producer writes the head and the consumer the tail on every block */
+static _Alignas(128) uint64_t ring_head;
+static _Alignas(128) uint64_t ring_tail;
 static int pc_impl;
 static rs_type *pc_type;
 static uint64_t pc_iters;
