@@ -148,7 +148,8 @@ static inline char *slab_base(struct rs__slab *s)
 /* Fault injection (tests)                                                  */
 /* ---------------------------------------------------------------------- */
 
-/* its own cache lines: rs__obj_alloc reads it on every allocation */
+/* its own cache lines: the allocation fast path (alloc.h) reads it on
+ * every allocation */
 long rs__fault_n[RS__FAULT_NSITES] __attribute__((aligned(64)));
 
 void rs__fault_set(int site, long n)
@@ -653,14 +654,6 @@ void *rs__obj_alloc_slow(struct rs__thread *t, size_t bytes)
 	VG_ALLOC(h + 1, bytes - RS_HEAD_SIZE);
 	zero_payload(h + 1, bytes - RS_HEAD_SIZE);
 	return h;
-}
-
-/* Zeroed memory for an object of `bytes` (header included). */
-void *rs__obj_alloc(struct rs__thread *t, size_t bytes)
-{
-	struct rs__head *h = rs__obj_alloc_fast(t, bytes);
-
-	return RS_LIKELY(h) ? h : rs__obj_alloc_slow(t, bytes);
 }
 
 /* Called by the owner when a slab other than its current one empties. */

@@ -154,6 +154,15 @@ static inline struct rs__head *rs__obj_alloc_fast(struct rs__thread *t,
 
 void *rs__obj_alloc_slow(struct rs__thread *t, size_t bytes);
 
+/* Zeroed memory for an object of `bytes` (header included), or NULL. */
+static inline struct rs__head *rs__obj_alloc(struct rs__thread *t,
+					     size_t bytes)
+{
+	struct rs__head *h = rs__obj_alloc_fast(t, bytes);
+
+	return RS_LIKELY(h) ? h : rs__obj_alloc_slow(t, bytes);
+}
+
 /* The owner frees a small object of its current slab of the class with
  * plain stores, as rs__obj_free would (the safepoint's fast path for a
  * private object's last reference).  Leaf; false if the object is not in

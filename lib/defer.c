@@ -253,12 +253,15 @@ bool rs__defer_has_work(const struct rs__thread *t)
  * not yet applied (D5).  The order within one log does not matter:
  * decrements commute, and each was allowed to apply from the start.
  */
+static void apply_entry(struct rs__thread *t, void *obj)
+{
+	rs__pending_add(t, -1, -(int64_t)rs__obj_bytes(obj));
+	rs__decref_now(t, obj);
+}
+
 static void apply_one(struct rs__thread *t, void *obj)
 {
-	size_t bytes = rs__obj_bytes(obj);
-
-	rs__pending_add(t, -1, -(int64_t)bytes);
-	rs__decref_now(t, obj);
+	apply_entry(t, obj);
 	rs__cascade(t);
 }
 
@@ -274,7 +277,7 @@ static void settle_freed(struct rs__thread *t, int64_t n, int64_t bytes)
 	rs__bump_owner(&t->c.bytes_freed, (uint64_t)bytes);
 }
 
-static void apply_priv(struct rs__thread *t)
+static void apply_priv(struct rs__thread *t, bool cascade)
 {
 	int64_t bytes;
 	size_t n;
@@ -284,8 +287,12 @@ static void apply_priv(struct rs__thread *t)
 		n = rs__free_private_run(t, &bytes);
 		if (n)
 			settle_freed(t, (int64_t)n, bytes);
-		if (t->npriv)
+		if (!t->npriv)
+			break;
+		if (cascade)
 			apply_one(t, t->priv[--t->npriv]);
+		else
+			apply_entry(t, t->priv[--t->npriv]);
 	}
 }
 
@@ -320,7 +327,7 @@ static void apply_all_sealed(struct rs__thread *t)
 
 void rs__defer_safepoint(struct rs__thread *t)
 {
-	apply_priv(t);
+	apply_priv(t, true);
 	while (t->sealed && batch_matured(t->sealed)) {
 		apply_batch(t, t->sealed);	/* popped only once empty */
 		batch_recycle(t, sealed_pop(t));
@@ -348,20 +355,7 @@ void rs__defer_safepoint(struct rs__thread *t)
  */
 void rs__defer_before_park(struct rs__thread *t)
 {
-	int64_t bytes;
-	size_t n;
-	void *obj;
-
-	while (t->npriv) {
-		n = rs__free_private_run(t, &bytes);
-		if (n)
-			settle_freed(t, (int64_t)n, bytes);
-		if (t->npriv) {
-			obj = t->priv[--t->npriv];
-			rs__pending_add(t, -1, -(int64_t)rs__obj_bytes(obj));
-			rs__decref_now(t, obj);
-		}
-	}
+	apply_priv(t, false);
 	if (t->dying)
 		rs__release_dying(t, RS__RELEASE_AT_PARK);
 }
@@ -379,7 +373,7 @@ void rs__defer_flush(struct rs__thread *t)
 {
 	do {
 		if (t->npriv)
-			apply_priv(t);
+			apply_priv(t, true);
 		seal(t);
 		if (t->sealed)
 			apply_all_sealed(t);
@@ -462,8 +456,7 @@ void rs__defer_adopt(struct rs__thread *to, struct rs__thread *from)
 	}
 	*tail = orphans;
 	orphans = list;
-	if (from->c.pending_bytes > from->c.pending_bytes_max)	/* a decrease */
-		from->c.pending_bytes_max = from->c.pending_bytes;
+	from->c.pending_bytes_max = rs__pending_peak(&from->c);	/* a decrease */
 	from->c.pending = 0;
 	from->c.pending_bytes = 0;
 }

@@ -320,7 +320,6 @@ void rs__assert_no_locks(const char *where);
 /* ------------------------------------------------------------------------ */
 /* lib/alloc.c                                                               */
 /* ------------------------------------------------------------------------ */
-void *rs__obj_alloc(struct rs__thread *t, size_t bytes);
 void rs__obj_free(void *p, size_t bytes);
 typedef void (*rs__walk_fn)(void *obj, void *arg);
 void rs__heap_walk(rs__walk_fn fn, void *arg);
@@ -344,7 +343,7 @@ enum {
 	RS__FAULT_SLAB,		/* alloc.c slab_fresh: a slab from an arena */
 	RS__FAULT_LARGE,	/* alloc.c large_alloc: an object over 1 KiB */
 	RS__FAULT_GCLOG,	/* gc.c chunk_new: a chunk of a nursery log */
-	RS__FAULT_OBJECT,	/* alloc.c rs__obj_alloc: any object's memory */
+	RS__FAULT_OBJECT,	/* alloc.h rs__obj_alloc: any object's memory */
 	RS__FAULT_BATCH,	/* defer.c batch_fresh: a new decrement batch */
 	RS__FAULT_PRIV,		/* defer.c rs__log_decref: the private log */
 	RS__FAULT_PUBLISH,	/* object.c walk_add: the publication walk */
@@ -403,13 +402,22 @@ void rs__push_dying(struct rs__thread *t, struct rs__head *h);
  * high-water mark is taken before each decrease, not at each increase:
  * pending bytes only grow between decreases, so their maximum so far is
  * the larger of the mark and the current value (which rs_stats takes). */
+static inline uint64_t rs__pending_peak(const struct rs__counters *c)
+{
+	uint64_t pbm = rs__load_relaxed(&c->pending_bytes_max);
+	uint64_t pb = rs__load_relaxed(&c->pending_bytes);
+
+	return pb > pbm ? pb : pbm;
+}
+
 static inline void rs__pending_add(struct rs__thread *t, int64_t n,
 				   int64_t bytes)
 {
 	uint64_t pb = rs__load_relaxed(&t->c.pending_bytes);
 
-	if (bytes < 0 && pb > rs__load_relaxed(&t->c.pending_bytes_max))
-		rs__store_relaxed(&t->c.pending_bytes_max, pb);
+	if (bytes < 0)	/* a decrease: take the mark first */
+		rs__store_relaxed(&t->c.pending_bytes_max,
+				  rs__pending_peak(&t->c));
 	rs__bump_owner(&t->c.pending, (uint64_t)n);
 	rs__store_relaxed(&t->c.pending_bytes, pb + (uint64_t)bytes);
 }

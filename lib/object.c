@@ -61,7 +61,10 @@
  * the grace period that matured the parent's last decrement.  Dying objects
  * are linked through their `tid` field into the thread's `dying` list, so a
  * chain of any length is destroyed in a loop, with no recursion and no
- * allocation.
+ * allocation.  A thread about to park for a stop may give the children back
+ * ahead of the rest (rs__release_dying: same decrements, same safety
+ * argument); the object is then marked RELEASED and the cascade only clears
+ * its weak references, calls destroy and frees it.
  */
 #define RS_BUILDING 1
 #include "internal.h"
@@ -105,8 +108,8 @@ void *rs_new(const rs_type *type)
 		rs__die("rs_new", NULL, "called by an offline thread (object "
 			"of type '%s')", type->name ? type->name : "?");
 	bytes = rs__type_bytes(type);
-	h = rs__obj_alloc_fast(t, bytes);
-	if (RS_UNLIKELY(!h) && !(h = rs__obj_alloc_slow(t, bytes))) {
+	h = rs__obj_alloc(t, bytes);
+	if (!h) {
 		errno = ENOMEM;
 		return NULL;
 	}

@@ -258,11 +258,8 @@ long rs_shutdown(void)
 
 static void counters_add(struct rs__counters *sum, const struct rs__counters *c)
 {
-	uint64_t pbm = rs__load_relaxed(&c->pending_bytes_max);
+	uint64_t pbm = rs__pending_peak(c);
 	uint64_t pb = rs__load_relaxed(&c->pending_bytes);
-
-	if (pb > pbm)	/* the mark is taken at decreases (rs__pending_add) */
-		pbm = pb;
 
 	sum->allocated += rs__load_relaxed(&c->allocated);
 	sum->freed += rs__load_relaxed(&c->freed);

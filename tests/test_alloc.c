@@ -5,6 +5,7 @@
  */
 #define RS_BUILDING 1
 #include "internal.h"
+#include "alloc.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -109,10 +109,8 @@ static void counters_fold(struct rs__counters *into, struct rs__counters *c)
 	into->defer_waits += c->defer_waits;
 	into->merges_queued += c->merges_queued;
 	into->merges_on_the_spot += c->merges_on_the_spot;
-	if (c->pending_bytes_max > into->pending_bytes_max)
-		into->pending_bytes_max = c->pending_bytes_max;
-	if (c->pending_bytes > into->pending_bytes_max)	/* (rs__pending_add) */
-		into->pending_bytes_max = c->pending_bytes;
+	if (rs__pending_peak(c) > into->pending_bytes_max)
+		into->pending_bytes_max = rs__pending_peak(c);
 	memset(c, 0, sizeof(*c));
 }
 
