@@ -72,10 +72,10 @@ LDFLAGS  ?=
 ALL_LDFLAGS := $(SAN) $(LDFLAGS)
 
 LIB_SRC := lib/object.c lib/alloc.c lib/defer.c lib/runtime.c lib/verify.c \
-           lib/gc.c lib/weak.c lib/map.c \
+           lib/gc.c lib/gc_log.c lib/gc_api.c lib/weak.c lib/map.c \
            threads/thread.c threads/world.c threads/reclaim.c threads/fork.c
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
-HDRS    := include/refstore.h lib/internal.h lib/atomics.h lib/alloc.h
+HDRS    := include/refstore.h lib/internal.h lib/atomics.h lib/alloc.h lib/collector.h
 
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%.t,$(TEST_SRC)) \

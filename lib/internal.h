@@ -121,7 +121,7 @@ enum rs__lock_rank {
 	RS__L_RECLAIM,		/* reclaimer's pending batches (reclaim.c) */
 	RS__L_GP,		/* held across a grace period (reclaim.c) */
 	RS__L_WEAK,		/* the weak-reference table (weak.c) */
-	RS__L_NURSERY,		/* a thread's nursery log (gc.c) */
+	RS__L_NURSERY,		/* a thread's nursery log (gc_log.c) */
 	RS__L_ALLOC,		/* allocator pools and arenas (alloc.c) */
 	RS__L_COUNT
 };
@@ -175,7 +175,7 @@ struct rs__heap {
 	struct rs__slab *owned_tail[RS__NCLS];
 };
 
-/* Collector logs (lib/gc.c): which tracked objects are in which
+/* Collector logs (lib/gc_log.c): which tracked objects are in which
  * generation.  A log is a list of chunks of object pointers; a tracked
  * object's trailer points back at its entry, and a death clears the entry.
  * Chunks are aligned to their size, so an entry finds its chunk, and the
@@ -342,7 +342,7 @@ enum {
 	RS__FAULT_ARENA,	/* alloc.c arena_mem: a 4 MiB arena */
 	RS__FAULT_SLAB,		/* alloc.c slab_fresh: a slab from an arena */
 	RS__FAULT_LARGE,	/* alloc.c large_alloc: an object over 1 KiB */
-	RS__FAULT_GCLOG,	/* gc.c chunk_new: a chunk of a nursery log */
+	RS__FAULT_GCLOG,	/* gc_log.c chunk_new: a chunk of a nursery log */
 	RS__FAULT_OBJECT,	/* alloc.h rs__obj_alloc: any object's memory */
 	RS__FAULT_BATCH,	/* defer.c batch_fresh: a new decrement batch */
 	RS__FAULT_PRIV,		/* defer.c rs__log_decref: the private log */
@@ -351,8 +351,8 @@ enum {
 	RS__FAULT_WEAKTAB,	/* weak.c: the weak-reference table */
 	RS__FAULT_MAP,		/* map.c rs_map_new: its job record, its table */
 	RS__FAULT_MAPSNAP,	/* map.c map_traverse: the values record (M7) */
-	RS__FAULT_GCWORK,	/* gc.c: a collection's log set and stacks */
-	RS__FAULT_REFERRERS,	/* gc.c rs_gc_get_referrers: the list */
+	RS__FAULT_GCWORK,	/* gc.c, gc_log.c: a collection's log set and stacks */
+	RS__FAULT_REFERRERS,	/* gc_api.c rs_gc_get_referrers: the list */
 	RS__FAULT_NSITES
 };
 extern long rs__fault_n[RS__FAULT_NSITES];	/* Sync: atomic (relaxed) */
@@ -460,20 +460,24 @@ void rs__defer_apply_orphans(void);
 void rs__defer_apply_stopped(struct rs__thread *by);
 
 /* ------------------------------------------------------------------------ */
-/* lib/gc.c                                                                  */
+/* lib/gc_log.c, lib/gc.c, lib/gc_api.c (the collector; lib/collector.h    */
+/* holds what only those three share)                                       */
 /* ------------------------------------------------------------------------ */
-extern int rs__gc_requested;	/* Sync: atomic (relaxed) */
+/* gc_log.c */
 int rs__gc_track(struct rs__thread *t, struct rs__head *h);
 void rs__gc_untrack(struct rs__thread *t, struct rs__head *h);
-void rs__gc_auto(struct rs__thread *t);
-void rs__gc_thread_exit(struct rs__thread *t);
 void rs__gc_thread_init(struct rs__thread *t);
-void rs__gc_init(void);
-void rs__gc_shutdown(void);
+long rs__gc_verify(void);
+/* gc.c */
+extern int rs__gc_requested;	/* Sync: atomic (relaxed) */
+void rs__gc_auto(struct rs__thread *t);
 void rs__gc_fork_prepare(void);
 void rs__gc_fork_parent(void);
 void rs__gc_fork_child(void);
-long rs__gc_verify(void);
+/* gc_api.c */
+void rs__gc_init(void);
+void rs__gc_thread_exit(struct rs__thread *t);
+void rs__gc_shutdown(void);
 
 /* ------------------------------------------------------------------------ */
 /* lib/weak.c                                                                */

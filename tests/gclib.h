@@ -240,4 +240,13 @@ static inline long gc_drain(void)
 	return n;
 }
 
+/* Every generation's statistics now (to compare with later). */
+static inline void snap(struct rs_gc_stats st[RS_GC_GENERATIONS])
+{
+	int g;
+
+	for (g = 0; g < RS_GC_GENERATIONS; g++)
+		rs_gc_get_stats(g, &st[g]);
+}
+
 #endif /* RS_GCLIB_H */

@@ -1,0 +1,352 @@
+/*
+ * gc_log.c - where the collector finds tracked objects: logs.
+ *
+ * A log (struct rs__gclog, lib/internal.h) is a list of chunks of object
+ * pointers.  Generation 0 is one nursery per thread, appended to by rs_new
+ * with no atomic operation, so a young collection costs in proportion to the
+ * young objects, not to the heap; generations 1, 2 and the permanent one are
+ * global and change only while the world is stopped.  A tracked object's
+ * trailer (struct rs__gcinfo) points back at its entry; a death stores NULL
+ * into the entry (rs__gc_untrack).  Chunks are aligned to their size, so an
+ * entry finds its chunk, and the chunk its log, by address arithmetic.
+ *
+ * Who may change a log (the invariant G1 is stated in lib/gc.c):
+ *   - a nursery is appended to and compacted by its owner only; another
+ *     thread's death of one of its objects takes the nursery's lock, which
+ *     the owner's compaction holds;
+ *   - a generation is changed only with the world stopped; a death stores
+ *     NULL into its own entry (no death is in progress while the world is
+ *     stopped: a death never parks between its count reaching zero and
+ *     clearing its entry).
+ */
+#define RS_BUILDING 1
+#include "collector.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---------------------------------------------------------------------- */
+/* Logs                                                                    */
+/* ---------------------------------------------------------------------- */
+
+static inline struct rs__chunk *chunk_of(void **ent)
+{
+	return (struct rs__chunk *)((uintptr_t)ent & ~(RS__CHUNK_BYTES - 1));
+}
+
+static struct rs__chunk *chunk_new(struct rs__gclog *log)
+{
+	struct rs__chunk *c = log->spare;
+
+	if (log->owner && rs__fault(RS__FAULT_GCLOG))
+		return NULL;	/* a test's injected failure */
+	if (c)
+		log->spare = c->next;
+	else if (!(c = aligned_alloc(RS__CHUNK_BYTES, RS__CHUNK_BYTES)))
+		return NULL;
+	c->log = log;
+	c->next = NULL;
+	c->n = 0;
+	return c;
+}
+
+static void chunk_link(struct rs__gclog *log, struct rs__chunk *c)
+{
+	if (log->last)
+		log->last->next = c;
+	else
+		log->first = c;
+	log->last = c;
+}
+
+static inline void put(struct rs__chunk *c, void *obj)
+{
+	void **e = &c->ent[c->n++];
+
+	rs__store_relaxed(e, obj);
+	rs__store_relaxed(&rs__gc_of(rs__head_of(obj))->ent, e);
+}
+
+/* Append obj to a log (a generation while stopped, or the owner's nursery). */
+int rs__log_append(struct rs__gclog *log, void *obj)
+{
+	struct rs__chunk *c = log->last;
+
+	if (!c || c->n == RS__CHUNK_ENTS) {
+		if (!(c = chunk_new(log)))
+			return -1;
+		chunk_link(log, c);
+	}
+	put(c, obj);
+	log->n++;
+	return 0;
+}
+
+/* Compact a list of chunks in place, keeping entry order: live entries
+ * `keep` accepts move down, others are handed to `drop`.  Returns the new
+ * last chunk (NULL if no chunk was given); chunks left empty are given to
+ * `rest`. */
+
+size_t rs__log_compact(struct rs__gclog *log, rs__keep_fn keep, void *arg,
+		      struct rs__chunk **rest)
+{
+	struct rs__chunk *w = log->first, *r, *next;
+	uint32_t wi = 0, i, rn;
+	size_t n = 0;
+	void *o;
+
+	for (r = log->first; r; r = r->next) {
+		rn = r->n;
+		for (i = 0; i < rn; i++) {
+			o = rs__load_relaxed(&r->ent[i]);
+			if (!o || !keep(o, arg))
+				continue;
+			if (wi == RS__CHUNK_ENTS) {
+				w->n = wi;
+				w = w->next;
+				wi = 0;
+			}
+			rs__store_relaxed(&w->ent[wi], o);
+			rs__store_relaxed(&rs__gc_of(rs__head_of(o))->ent,
+					  &w->ent[wi]);
+			wi++;
+			n++;
+		}
+	}
+	*rest = NULL;
+	if (!w)
+		return 0;
+	if (!n) {
+		*rest = log->first;
+		log->first = log->last = NULL;
+		log->n = 0;
+		return 0;
+	}
+	w->n = wi;
+	*rest = w->next;
+	w->next = NULL;
+	log->last = w;
+	log->n = n;
+	for (next = *rest; next; next = next->next)
+		next->n = 0;
+	return n;
+}
+
+static bool keep_all(void *obj, void *arg)
+{
+	(void)obj;
+	(void)arg;
+	return true;
+}
+
+void rs__chunks_free(struct rs__chunk *c)
+{
+	struct rs__chunk *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+}
+
+static void chunks_spare(struct rs__gclog *log, struct rs__chunk *c)
+{
+	struct rs__chunk *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		c->log = log;
+		c->next = log->spare;
+		log->spare = c;
+	}
+}
+
+/* Move every chunk of `from` to the end of `to` (world stopped). */
+void rs__log_move(struct rs__gclog *to, struct rs__gclog *from)
+{
+	struct rs__chunk *c;
+
+	for (c = from->first; c; c = c->next)
+		c->log = to;
+	if (from->first) {
+		if (to->last)
+			to->last->next = from->first;
+		else
+			to->first = from->first;
+		to->last = from->last;
+	}
+	to->n += from->n;
+	from->first = from->last = NULL;
+	from->n = from->holes = from->remote_holes = 0;
+}
+
+void rs__gc_flush_delta(struct rs__thread *t)
+{
+	int64_t c = rs__add_fetch_relaxed(&rs__gc.young_count, (int64_t)t->gc_delta);
+	long t0 = rs__load_relaxed(&rs__gc.threshold[0]);
+
+	t->gc_delta = 0;
+	if (t0 > 0 && c > t0 && rs__load_relaxed(&rs__gc.enabled) &&
+	    !rs__load_relaxed(&rs__gc_requested))
+		rs__store_relaxed(&rs__gc_requested, 1);
+}
+
+/* The nursery's last chunk is full: compact it if it is half holes (its
+ * owner, under its lock: see the top), else add a chunk. */
+static int nursery_grow(struct rs__thread *t)
+{
+	struct rs__gclog *log = &t->nursery;
+	struct rs__chunk *c, *rest;
+
+	if (log->n >= RS__CHUNK_ENTS) {
+		rs__lock(&log->lock);
+		if (2 * (log->holes + log->remote_holes) >= log->n) {
+			rs__log_compact(log, keep_all, NULL, &rest);
+			chunks_spare(log, rest);
+			log->holes = log->remote_holes = 0;
+		}
+		rs__unlock(&log->lock);
+		if (log->last && log->last->n < RS__CHUNK_ENTS)
+			return 0;
+	}
+	if (!(c = chunk_new(log)))
+		return -1;
+	chunk_link(log, c);
+	return 0;
+}
+
+int rs__gc_track(struct rs__thread *t, struct rs__head *h)
+{
+	struct rs__gclog *log = &t->nursery;
+
+	if (RS_UNLIKELY(!log->last || log->last->n == RS__CHUNK_ENTS) &&
+	    nursery_grow(t))
+		return -1;
+	put(log->last, h + 1);
+	log->n++;
+	if (++t->gc_delta >= RS__GC_FLUSH_DELTA)
+		rs__gc_flush_delta(t);
+	return 0;
+}
+
+void rs__gc_untrack(struct rs__thread *t, struct rs__head *h)
+{
+	struct rs__gcinfo *g = rs__gc_of(h);
+	void **e = rs__load_relaxed(&g->ent);
+	struct rs__gclog *log;
+
+	if (!e)
+		return;
+	log = chunk_of(e)->log;
+	if (!log->owner) {
+		rs__store_relaxed(e, NULL);	/* a generation: see the top */
+	} else if (log->owner == t) {
+		rs__store_relaxed(e, NULL);
+		log->holes++;
+	} else {
+		rs__lock(&log->lock);
+		e = rs__load_relaxed(&g->ent);	/* compaction may move it */
+		rs__store_relaxed(e, NULL);
+		log->remote_holes++;
+		rs__unlock(&log->lock);
+	}
+	rs__store_relaxed(&g->ent, NULL);
+	if (log->owner && t) {
+		if (--t->gc_delta <= -RS__GC_FLUSH_DELTA)
+			rs__gc_flush_delta(t);
+	}
+}
+
+void rs__gc_thread_init(struct rs__thread *t)
+{
+	t->nursery.owner = t;
+	rs__mutex_init(&t->nursery.lock, RS__L_NURSERY);
+}
+
+/* World stopped (threads attaching meanwhile have empty nurseries). */
+struct rs__logset *rs__logset_new(int gen)
+{
+	uint32_t slot, nslots = rs__load_acquire(&rs__nslots);
+	struct rs__logset *s = rs__fault(RS__FAULT_GCWORK) ? NULL :
+		malloc(sizeof(*s) + (nslots + 4) * sizeof(s->v[0]));
+	int g;
+
+	if (!s)
+		return NULL;
+	s->n = 0;
+	for (g = gen; g >= 1; g--)
+		s->v[s->n++] = &rs__gc.gens[g];
+	for (slot = 1; slot <= nslots; slot++)
+		s->v[s->n++] = &rs__slots[slot]->nursery;
+	return s;
+}
+
+/* rs_shutdown, no thread attached: forget the logs (what is still alive is
+ * reported as a leak). */
+void rs__gc_logs_free(void)
+{
+	struct rs__gclog *log;
+	uint32_t slot;
+	int g;
+
+	for (g = 1; g <= RS__GEN_PERM; g++) {
+		log = &rs__gc.gens[g];
+		rs__chunks_free(log->first);
+		rs__chunks_free(log->spare);
+		log->first = log->last = log->spare = NULL;
+		log->n = 0;
+	}
+	for (slot = 1; slot <= rs__nslots; slot++) {
+		log = &rs__slots[slot]->nursery;
+		rs__chunks_free(log->first);
+		rs__chunks_free(log->spare);
+		log->first = log->last = log->spare = NULL;
+		log->n = log->holes = log->remote_holes = 0;
+	}
+}
+
+/* Every live tracked object is logged (G1), unless a collection in progress
+ * holds it as garbage: a full collection relies on it (full_one). */
+static void verify_logged(void *obj, void *arg)
+{
+	struct rs__head *h = rs__head_of(obj);
+	uint32_t bits = rs__bits(h);
+	long *bad = arg;
+
+	if ((bits & (RS__B_TRACKED | RS__B_DYING | RS__B_DEAD | RS__B_FREE |
+		     RS__B_GARBAGE | RS__B_HELD)) == RS__B_TRACKED &&
+	    !rs__load_relaxed(&rs__gc_of(h)->ent)) {
+		fprintf(stderr, "refstore: rs_heap_verify: tracked object %p "
+			"(type '%s') is in no collector log\n", obj,
+			h->type->name ? h->type->name : "?");
+		(*bad)++;
+	}
+}
+
+/* rs_heap_verify (world stopped): (G1) for every logged object. */
+long rs__gc_verify(void)
+{
+	struct rs__logset *set = rs__logset_new(2);
+	long bad = 0;
+	void *o;
+	struct rs__head *h;
+
+	if (!set)
+		return 0;
+	set->v[set->n++] = &rs__gc.gens[RS__GEN_PERM];
+	RS__FOR_EACH_OBJ(set, o, {
+		h = rs__head_of(o);
+		if (!(rs__bits(h) & RS__B_TRACKED) ||
+		    (rs__bits(h) & (RS__B_DYING | RS__B_DEAD | RS__B_FREE)) ||
+		    rs__load_relaxed(&rs__gc_of(h)->ent) != &c_->ent[i_] ||
+		    c_->log != set->v[li_]) {
+			fprintf(stderr, "refstore: rs_heap_verify: collector log "
+				"entry %p is not a live tracked object logged "
+				"there\n", o);
+			bad++;
+		}
+	});
+	free(set);
+	rs__heap_walk(verify_logged, &bad);
+	return bad;
+}
