@@ -71,7 +71,7 @@ ALL_CFLAGS := -std=c11 -g -fPIC -fvisibility=hidden $(OPT) $(SAN) $(WARN) \
 LDFLAGS  ?=
 ALL_LDFLAGS := $(SAN) $(LDFLAGS)
 
-LIB_SRC := lib/object.c lib/alloc.c lib/defer.c lib/runtime.c lib/verify.c \
+LIB_SRC := lib/base.c lib/object.c lib/brc.c lib/alloc.c lib/defer.c lib/runtime.c lib/verify.c \
            lib/gc.c lib/gc_log.c lib/gc_api.c lib/weak.c lib/map.c \
            threads/thread.c threads/world.c threads/reclaim.c threads/fork.c
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))

@@ -145,33 +145,6 @@ static inline char *slab_base(struct rs__slab *s)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Fault injection (tests)                                                  */
-/* ---------------------------------------------------------------------- */
-
-/* its own cache lines: the allocation fast path (alloc.h) reads it on
- * every allocation */
-long rs__fault_n[RS__FAULT_NSITES] __attribute__((aligned(64)));
-
-void rs__fault_set(int site, long n)
-{
-	if (site >= 0 && site < RS__FAULT_NSITES)
-		rs__store_relaxed(&rs__fault_n[site], n);
-}
-
-long rs__fault_left(int site)
-{
-	return site >= 0 && site < RS__FAULT_NSITES
-		       ? rs__load_relaxed(&rs__fault_n[site]) : 0;
-}
-
-/* The site is armed: count this call; the one that takes the count from 1
- * to 0 fails.  (Racing calls may take it below 0: still disarmed.) */
-bool rs__fault_hit(int site)
-{
-	return rs__add_relaxed(&rs__fault_n[site], -1) == 1;
-}
-
-/* ---------------------------------------------------------------------- */
 /* Lists                                                                    */
 /* ---------------------------------------------------------------------- */
 

@@ -22,18 +22,9 @@
 /* The API                                                                 */
 /* ---------------------------------------------------------------------- */
 
-static struct rs__thread *attached(void)
-{
-	struct rs__thread *t = rs__self();
-
-	if (!t || !rs__tls.tid)
-		errno = EPERM;
-	return rs__tls.tid ? t : NULL;
-}
-
 long rs_gc_collect(int gen)
 {
-	struct rs__thread *t = attached();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 	bool was_offline;
 	long n;
 
@@ -58,38 +49,33 @@ long rs_gc_collect(int gen)
 	return n;
 }
 
-/* Every function needs an attached thread, as the rest of the API. */
-#define NEED_ATTACHED()                                                      \
-	do {                                                                 \
-		if (!rs__tls.tid) {                                          \
-			errno = EPERM;                                       \
-			return -1;                                           \
-		}                                                            \
-	} while (0)
-
 int rs_gc_enable(void)
 {
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	rs__store_relaxed(&rs__gc.enabled, 1);
 	return 0;
 }
 
 int rs_gc_disable(void)
 {
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	rs__store_relaxed(&rs__gc.enabled, 0);
 	return 0;
 }
 
 int rs_gc_is_enabled(void)
 {
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	return rs__load_relaxed(&rs__gc.enabled);
 }
 
 int rs_gc_set_threshold(long t0, long t1, long t2)
 {
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	if (t0 < 0 || t1 < 0 || t2 < 0) {
 		errno = EINVAL;
 		return -1;
@@ -102,7 +88,8 @@ int rs_gc_set_threshold(long t0, long t1, long t2)
 
 int rs_gc_get_threshold(long *t0, long *t1, long *t2)
 {
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	if (t0)
 		*t0 = rs__load_relaxed(&rs__gc.threshold[0]);
 	if (t1)
@@ -114,10 +101,11 @@ int rs_gc_get_threshold(long *t0, long *t1, long *t2)
 
 int rs_gc_get_count(long *c0, long *c1, long *c2)
 {
-	struct rs__thread *t = rs__self();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 	int64_t y;
 
-	NEED_ATTACHED();
+	if (!t)
+		return -1;
 	if (t->gc_delta)
 		rs__gc_flush_delta(t);
 	y = rs__load_relaxed(&rs__gc.young_count);
@@ -132,7 +120,8 @@ int rs_gc_get_count(long *c0, long *c1, long *c2)
 
 int rs_gc_set_debug(unsigned flags)
 {
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	rs__store_relaxed(&rs__gc.debug_flags, flags);
 	return 0;
 }
@@ -175,7 +164,7 @@ static struct rs__logset *stop_all(struct rs__thread *t)
 
 int rs_gc_freeze(void)
 {
-	struct rs__thread *t = attached();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 	struct rs__logset *set;
 	size_t i;
 
@@ -195,7 +184,7 @@ int rs_gc_freeze(void)
 
 int rs_gc_unfreeze(void)
 {
-	struct rs__thread *t = attached();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 
 	if (!t)
 		return -1;
@@ -224,7 +213,7 @@ static long count_live(struct rs__gclog *log)
 
 long rs_gc_get_freeze_count(void)
 {
-	struct rs__thread *t = attached();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 	long n;
 
 	if (!t)
@@ -238,7 +227,8 @@ long rs_gc_get_freeze_count(void)
 
 int rs_gc_get_stats(int gen, struct rs_gc_stats *out)
 {
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	if (gen < 0 || gen >= RS_GC_GENERATIONS || !out) {
 		errno = EINVAL;
 		return -1;
@@ -253,7 +243,8 @@ int rs_gc_add_callback(rs_gc_callback_fn fn, void *arg)
 {
 	int r = 0;
 
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	if (!fn) {
 		errno = EINVAL;
 		return -1;
@@ -275,7 +266,8 @@ int rs_gc_remove_callback(rs_gc_callback_fn fn, void *arg)
 {
 	int i, r = -1;
 
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	pthread_mutex_lock(&rs__gc.stats_lock);
 	for (i = 0; i < rs__gc.ncallbacks; i++) {
 		if (rs__gc.callbacks[i].fn == fn && rs__gc.callbacks[i].arg == arg) {
@@ -296,7 +288,8 @@ int rs_gc_is_tracked(const void *obj)
 {
 	uint32_t bits;
 
-	NEED_ATTACHED();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return -1;
 	if (!obj)
 		return 0;
 	bits = rs__load_relaxed(&rs__head_of(obj)->bits);
@@ -321,10 +314,8 @@ int rs_gc_get_referents(void *obj, rs_visit_fn fn, void *arg)
 	struct referents r = {fn, arg};
 	const rs_type *type;
 
-	if (!rs__tls.tid) {
-		errno = EPERM;
+	if (!rs__api_thread(RS__API_ATTACHED))
 		return -1;
-	}
 	if (!obj || !fn) {
 		errno = EINVAL;
 		return -1;
@@ -350,7 +341,7 @@ static void visit_referrer(void *child, void *arg)
 
 long rs_gc_get_referrers(void *obj, rs_visit_fn fn, void *arg)
 {
-	struct rs__thread *t = attached();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 	struct rs__logset *set;
 	struct referrers r = {obj, false};
 	struct {
@@ -407,7 +398,7 @@ long rs_gc_get_referrers(void *obj, rs_visit_fn fn, void *arg)
 
 long rs_gc_garbage(rs_visit_fn fn, void *arg)
 {
-	struct rs__thread *t = attached();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 	size_t i, n;
 
 	if (!t)
@@ -423,7 +414,7 @@ long rs_gc_garbage(rs_visit_fn fn, void *arg)
 
 long rs_gc_garbage_clear(void)
 {
-	struct rs__thread *t = attached();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 	void **v;
 	size_t i, n;
 

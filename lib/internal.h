@@ -109,14 +109,19 @@ extern char rs__tsan_gp;
 #define RS__S_STATE(w) ((int)((w) & RS__S_MASK))
 
 /* ------------------------------------------------------------------------ */
-/* Locks.  One enum fixes the order: a thread takes locks only in           */
-/* increasing rank.  Debug builds check it, and check that a safepoint is   */
-/* entered with no lock held.                                               */
+/* lib/base.c: the bottom layer (calls nothing of ours)                      */
 /* ------------------------------------------------------------------------ */
+void rs__die(const char *call, const void *obj, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 3, 4)));
+uint64_t rs__now_ns(void);
+
+/* Locks.  One enum fixes the order: a thread takes locks only in
+ * increasing rank.  Debug builds check it, and check that a safepoint is
+ * entered with no lock held. */
 enum rs__lock_rank {
 	RS__L_REGISTRY = 1,	/* thread registry (thread.c) */
 	RS__L_WORLD,		/* stop-the-world state (world.c) */
-	RS__L_QUEUE,		/* a thread's merge queue (thread.c) */
+	RS__L_QUEUE,		/* a thread's merge queue (brc.c) */
 	RS__L_JOB,		/* held while the reclaimer runs jobs */
 	RS__L_RECLAIM,		/* reclaimer's pending batches (reclaim.c) */
 	RS__L_GP,		/* held across a grace period (reclaim.c) */
@@ -130,6 +135,71 @@ typedef struct rs__mutex {
 	pthread_mutex_t m;
 	int rank;
 } rs__mutex;
+
+void rs__mutex_init(rs__mutex *m, int rank);
+void rs__lock(rs__mutex *m);
+void rs__unlock(rs__mutex *m);
+void rs__lock_reinit(rs__mutex *m);
+void rs__assert_no_locks(const char *where);
+
+/* Fault injection, for tests: rs__fault_set(site, n) makes the n-th next
+ * call of the site fail (once; n <= 0 disarms it), rs__fault_left says how
+ * many calls are still to go (<= 0: it fired, or was never armed).  Each
+ * site stands for one kind of allocation and fails the way that allocation
+ * would; docs/design.md §16 says what the caller sees.
+ * An unarmed site costs one relaxed load. */
+enum {
+	RS__FAULT_ARENA,	/* alloc.c arena_mem: a 4 MiB arena */
+	RS__FAULT_SLAB,		/* alloc.c slab_fresh: a slab from an arena */
+	RS__FAULT_LARGE,	/* alloc.c large_alloc: an object over 1 KiB */
+	RS__FAULT_GCLOG,	/* gc_log.c chunk_new: a chunk of a nursery log */
+	RS__FAULT_OBJECT,	/* alloc.h rs__obj_alloc: any object's memory */
+	RS__FAULT_BATCH,	/* defer.c batch_fresh: a new decrement batch */
+	RS__FAULT_PRIV,		/* defer.c rs__log_decref: the private log */
+	RS__FAULT_PUBLISH,	/* object.c walk_add: the publication walk */
+	RS__FAULT_THREAD,	/* thread.c slot_take: a thread's state */
+	RS__FAULT_WEAKTAB,	/* weak.c: the weak-reference table */
+	RS__FAULT_MAP,		/* map.c rs_map_new: its job record, its table */
+	RS__FAULT_MAPSNAP,	/* map.c map_traverse: the values record (M7) */
+	RS__FAULT_GCWORK,	/* gc.c, gc_log.c: a collection's log set and stacks */
+	RS__FAULT_REFERRERS,	/* gc_api.c rs_gc_get_referrers: the list */
+	RS__FAULT_NSITES
+};
+extern long rs__fault_n[RS__FAULT_NSITES];	/* Sync: atomic (relaxed) */
+void rs__fault_set(int site, long n);
+long rs__fault_left(int site);
+bool rs__fault_hit(int site);
+static inline bool rs__fault(int site)	/* true once, when the count runs out */
+{
+	return RS_UNLIKELY(rs__load_relaxed(&rs__fault_n[site]) > 0) &&
+	       rs__fault_hit(site);
+}
+
+/*
+ * The API-entry check, the one spelling of "may this thread call the API":
+ * the calling thread's record, or NULL with errno = EPERM.  A thread is
+ * attached while its id (rs__tls.tid) is set: from rs_thread_attach until
+ * rs_thread_detach clears it, before the last cascade of its detach.  The
+ * id is set only while the record is (attach sets the record first, detach
+ * clears the id first), so the id alone decides.  RS__API_OR_DETACHING also
+ * accepts that last cascade (record set, id cleared: destroy callbacks run
+ * there): rs_new and the thread-state calls, whose answers from a destroy
+ * callback (rs_safepoint 0, rs_offline EDEADLK) hold in detach's too.
+ */
+#define RS__API_ATTACHED 0
+#define RS__API_OR_DETACHING 1
+static inline struct rs__thread *rs__self(void)
+{
+	return (struct rs__thread *)rs__tls.self;
+}
+struct rs__thread *rs__api_refuse(void);	/* errno = EPERM, NULL */
+static inline struct rs__thread *rs__api_thread(int how)
+{
+	if (RS_LIKELY(how == RS__API_OR_DETACHING ? rs__tls.self != NULL
+						  : rs__tls.tid != 0))
+		return rs__self();
+	return rs__api_refuse();
+}
 
 /* ------------------------------------------------------------------------ */
 /* Decrement batches (lib/defer.c)                                           */
@@ -304,18 +374,10 @@ struct rs__runtime {
 extern struct rs__runtime rs__rt;
 
 /* ------------------------------------------------------------------------ */
-/* lib/runtime.c                                                             */
+/* lib/runtime.c (the top: rs_init, rs_shutdown, rs_stats)                  */
 /* ------------------------------------------------------------------------ */
-void rs__die(const char *call, const void *obj, const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 3, 4)));
-uint64_t rs__now_ns(void);
 int rs__ensure_init(void);
 bool rs__runtime_up(void);
-void rs__mutex_init(rs__mutex *m, int rank);
-void rs__lock(rs__mutex *m);
-void rs__unlock(rs__mutex *m);
-void rs__lock_reinit(rs__mutex *m);
-void rs__assert_no_locks(const char *where);
 
 /* ------------------------------------------------------------------------ */
 /* lib/alloc.c                                                               */
@@ -332,39 +394,6 @@ void rs__alloc_fork_prepare(void);
 void rs__alloc_fork_parent(void);
 void rs__alloc_fork_child(void);
 int rs__alloc_slab_class(const void *obj);	/* -1: not in a class */
-/* Fault injection, for tests: rs__fault_set(site, n) makes the n-th next
- * call of the site fail (once; n <= 0 disarms it), rs__fault_left says how
- * many calls are still to go (<= 0: it fired, or was never armed).  Each
- * site stands for one kind of allocation and fails the way that allocation
- * would; docs/design.md §16 says what the caller sees.
- * An unarmed site costs one relaxed load. */
-enum {
-	RS__FAULT_ARENA,	/* alloc.c arena_mem: a 4 MiB arena */
-	RS__FAULT_SLAB,		/* alloc.c slab_fresh: a slab from an arena */
-	RS__FAULT_LARGE,	/* alloc.c large_alloc: an object over 1 KiB */
-	RS__FAULT_GCLOG,	/* gc_log.c chunk_new: a chunk of a nursery log */
-	RS__FAULT_OBJECT,	/* alloc.h rs__obj_alloc: any object's memory */
-	RS__FAULT_BATCH,	/* defer.c batch_fresh: a new decrement batch */
-	RS__FAULT_PRIV,		/* defer.c rs__log_decref: the private log */
-	RS__FAULT_PUBLISH,	/* object.c walk_add: the publication walk */
-	RS__FAULT_THREAD,	/* thread.c slot_take: a thread's state */
-	RS__FAULT_WEAKTAB,	/* weak.c: the weak-reference table */
-	RS__FAULT_MAP,		/* map.c rs_map_new: its job record, its table */
-	RS__FAULT_MAPSNAP,	/* map.c map_traverse: the values record (M7) */
-	RS__FAULT_GCWORK,	/* gc.c, gc_log.c: a collection's log set and stacks */
-	RS__FAULT_REFERRERS,	/* gc_api.c rs_gc_get_referrers: the list */
-	RS__FAULT_NSITES
-};
-extern long rs__fault_n[RS__FAULT_NSITES];	/* Sync: atomic (relaxed) */
-void rs__fault_set(int site, long n);
-long rs__fault_left(int site);
-bool rs__fault_hit(int site);
-static inline bool rs__fault(int site)	/* true once, when the count runs out */
-{
-	return RS_UNLIKELY(rs__load_relaxed(&rs__fault_n[site]) > 0) &&
-	       rs__fault_hit(site);
-}
-
 static inline size_t rs__type_bytes(const rs_type *type)
 {
 	return RS_HEAD_SIZE + (rs__type_tracked(type)
@@ -380,19 +409,40 @@ static inline size_t rs__obj_bytes(const void *obj)
 /* ------------------------------------------------------------------------ */
 /* lib/object.c                                                              */
 /* ------------------------------------------------------------------------ */
-void rs__decref_now(struct rs__thread *t, void *obj);
+static inline const char *rs__type_name(const struct rs__head *h)
+{
+	return h->type && h->type->name ? h->type->name : "?";
+}
+
+/* Misuse that errno cannot report: a count change on a destroyed object. */
+static inline void rs__check_alive(const char *call, struct rs__head *h,
+				   uint32_t bits)
+{
+	if (RS_UNLIKELY(bits & (RS__B_DEAD | RS__B_DYING)))
+		rs__die(call, h + 1,
+			"object of type '%s' was already destroyed "
+			"(double decref, or use after its last decref)",
+			rs__type_name(h));
+}
+
 size_t rs__free_private_run(struct rs__thread *t, int64_t *bytes);
 void rs__cascade(struct rs__thread *t);
 size_t rs__release_dying(struct rs__thread *t, size_t budget);
 /* objects a thread releases before it parks (lib/defer.c) */
 #define RS__RELEASE_AT_PARK ((size_t)1 << 16)
-void rs__merge_queued(struct rs__thread *t, void *obj);
-void rs__merge_abandoned(struct rs__thread *t, void *obj);
 void rs__quarantine_flush(void);
 void rs__obj_destroy(struct rs__thread *t, struct rs__head *h);
 void rs__obj_free_unattached(struct rs__head *h);
 extern uint64_t rs__unattached_freed[2];	/* objects, bytes.  Sync: atomic */
 void rs__push_dying(struct rs__thread *t, struct rs__head *h);
+
+/* ------------------------------------------------------------------------ */
+/* lib/brc.c (biased counting: counts applied, merges, owner queues, lease)  */
+/* ------------------------------------------------------------------------ */
+void rs__decref_now(struct rs__thread *t, void *obj);
+void rs__drain_queue(struct rs__thread *t);
+void rs__drain_queues_stopped(struct rs__thread *by);
+void rs__give_up_ownership(struct rs__thread *t);
 
 /* ------------------------------------------------------------------------ */
 /* lib/defer.c                                                               */
@@ -496,13 +546,6 @@ extern struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
 extern uint32_t rs__nslots;		/* Sync: atomic; slots 1..n in use */
 extern rs__mutex rs__registry_lock;
 extern struct rs__counters rs__retired;	/* Sync: registry lock */
-static inline struct rs__thread *rs__self(void)
-{
-	return (struct rs__thread *)rs__tls.self;
-}
-void rs__queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner);
-void rs__drain_queue(struct rs__thread *t);
-void rs__drain_queues_stopped(struct rs__thread *by);
 size_t rs__attached_count(void);
 size_t rs__attached_hint(void);
 void rs__thread_fork_child(void);
@@ -521,8 +564,6 @@ void rs__world_resume(struct rs__stop_stats *out);
 uint64_t rs__world_stop_token(void);
 void rs__world_stats(uint64_t *stops, uint64_t *ttsp_max, uint64_t *ttsp_total,
 		     uint64_t *pause_max, uint64_t *pause_total);
-bool rs__lease_offline(struct rs__thread *t);
-void rs__unlease(struct rs__thread *t);
 void rs__set_state(struct rs__thread *t, int state);
 void rs__world_fork_child(void);
 void rs__world_reset(void);

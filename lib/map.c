@@ -349,12 +349,10 @@ static const rs_type map_type = {
 /* The calling thread must be attached and online (M1). */
 static struct rs__thread *online_self(const char *call, const void *m)
 {
-	struct rs__thread *t = rs__self();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 
-	if (RS_UNLIKELY(!t || !rs__tls.tid)) {
-		errno = EPERM;
+	if (RS_UNLIKELY(!t))
 		return NULL;
-	}
 	if (RS_UNLIKELY(rs__load_relaxed(&t->state) != RS__T_ONLINE)) {
 		if (RS_DEBUG)
 			rs__die(call, m, "called from an offline thread");

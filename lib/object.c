@@ -1,56 +1,8 @@
 /*
- * object.c - objects, biased reference counts, publication, the destruction
- * cascade and reference fields.
- *
- * Biased counting (after Choi, Shull and Torrellas, PACT 2018)
- * ------------------------------------------------------------
- * The header holds the owner's id (`tid`), the owner's count (`local`) and a
- * shared word (`shared` = count << 2 | state).  Invariant (H1): outside a
- * merge, true count = local + count(shared) in states DEFAULT and QUEUED, and
- * = count(shared) in state MERGED, where local is 0.
- *
- *   owner incref/decref   local +/- 1 with plain (relaxed) stores: no RMW.
- *   non-owner incref      shared += 1 (atomic add).
- *   non-owner decrement   CAS: DEFAULT with count 0 -> count -1, QUEUED, and
- *                         the object goes to its owner (thread.c); otherwise
- *                         count - 1.  MERGED reaching 0 -> destroy.
- *   owner local -> 0      DEFAULT count 0: destroy with no RMW at all (the
- *                         true count is zero, so no other thread holds a
- *                         reference to race with); DEFAULT count > 0: CAS to
- *                         MERGED, tid = MERGED; QUEUED: nothing, the queue
- *                         entry will merge it.
- *   merge (owner at its   CAS QUEUED c -> MERGED (c + local), local = 0,
- *   safepoint, or on      tid = MERGED; total 0 -> destroy.
- *   the spot)
- *
- * Object states (the transitions name who may make them):
- *
- *   owned/DEFAULT --non-owner drives shared < 0--> owned/QUEUED
- *   owned/DEFAULT --owner's local hits 0, shared > 0 (owner)--> merged
- *   owned/QUEUED  --merge (owner at safepoint; a merger if owner offline
- *                   or gone)--> merged (or destroyed if total is 0)
- *   any --count reaches 0 (the thread applying that decrement)--> dying
- *   dying --cascade (same thread)--> destroyed
- *
- * An object that weak references may count (TRYREF, lib/weak.c) reaches
- * zero only through a CAS that writes MERGED 0, on the owner's and the
- * merge's paths too, so rs__tryincref and the last decrement cannot both
- * win.
- *
- * MERGED is terminal for counting: the tid is only written by the merge that
- * leaves DEFAULT/QUEUED, and every merge CASes the shared state first, so a
- * non-owner whose CAS took DEFAULT -> QUEUED read the owner id before any
- * merge could change it.
- *
- * When is a decrement applied?  rs_decref logs it (defer.c) unless the caller
- * owns a private object whose count stays above zero, and the log is applied
- * after a grace period, so a count reaches zero only when every removal of a
- * reference has been followed by a safepoint of every thread that might have
- * borrowed through it.  The owner's immediate path is limited to private
- * objects (never stored by rs_set, the map or rs_publish), which no other
- * thread can borrow; and even there a decrement that would reach zero is
- * logged for the owner's next safepoint, because the owner itself may still
- * hold borrowed references through the object.  See docs/design.md.
+ * object.c - objects: allocation, the decrement entry (rs_decref's slow
+ * path, which logs), the destruction cascade, publication and reference
+ * fields.  The counts themselves (biased counting: increments and
+ * decrements applied, merges, owner queues) are in lib/brc.c.
  *
  * The cascade
  * -----------
@@ -74,30 +26,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline int64_t shared_word(int64_t count, int state)
-{
-	return (int64_t)((uint64_t)count << RS__S_SHIFT) | state;
-}
-
-static const char *type_name(const struct rs__head *h)
-{
-	return h->type && h->type->name ? h->type->name : "?";
-}
-
 /* ---------------------------------------------------------------------- */
 /* Allocation and destruction                                              */
 /* ---------------------------------------------------------------------- */
 
 void *rs_new(const rs_type *type)
 {
-	struct rs__thread *t = rs__self();
+	struct rs__thread *t = rs__api_thread(RS__API_OR_DETACHING);
 	struct rs__head *h;
 	size_t bytes;
 
-	if (!t) {
-		errno = EPERM;
+	if (!t)
 		return NULL;
-	}
 	if (!type || type->size > RS_MAX_OBJECT_SIZE) {
 		errno = EINVAL;
 		return NULL;
@@ -304,32 +244,6 @@ size_t rs__release_dying(struct rs__thread *t, size_t budget)
 /* Counting                                                                */
 /* ---------------------------------------------------------------------- */
 
-static void check_alive(const char *call, struct rs__head *h, uint32_t bits)
-{
-	if (RS_UNLIKELY(bits & (RS__B_DEAD | RS__B_DYING)))
-		rs__die(call, h + 1,
-			"object of type '%s' was already destroyed "
-			"(double decref, or use after its last decref)",
-			type_name(h));
-}
-
-void *rs__incref_slow(void *obj)
-{
-	struct rs__head *h = rs__head_of(obj);
-	uint32_t bits;
-
-	if (RS_UNLIKELY(!rs__tls.tid)) {
-		errno = EPERM;
-		return NULL;
-	}
-	bits = rs__load_relaxed(&h->bits);
-	if (bits & RS__B_IMMORTAL)
-		return obj;
-	check_alive("rs_incref", h, bits);
-	rs__add_relaxed(&h->shared, RS__S_ONE);
-	return obj;
-}
-
 /*
  * Every decrement the inline rs_decref does not apply itself.  The common
  * one first: the owner's last reference to a private untracked object goes
@@ -340,7 +254,7 @@ void *rs__incref_slow(void *obj)
  */
 int rs__decref_slow(void *obj)
 {
-	struct rs__thread *t = rs__self();
+	struct rs__thread *t;
 	struct rs__head *h = rs__head_of(obj);
 	uint32_t bits = rs__load_relaxed(&h->bits);
 	bool private_obj;
@@ -349,114 +263,22 @@ int rs__decref_slow(void *obj)
 				   !(bits & (RS__B_PUBLISHED | RS__B_TRACKED |
 					     RS__B_DYING)) &&
 				   rs__load_relaxed(&h->local) == 1) &&
-	    rs__log_private_fast(t, obj, RS_HEAD_SIZE + h->type->size))
+	    rs__log_private_fast(rs__self(), obj, RS_HEAD_SIZE + h->type->size))
 		return 0;
-	if (RS_UNLIKELY(!t || !rs__tls.tid)) {
-		errno = EPERM;
+	t = rs__api_thread(RS__API_ATTACHED);
+	if (RS_UNLIKELY(!t))
 		return -1;
-	}
 	if (bits & RS__B_IMMORTAL)
 		return 0;
-	check_alive("rs_decref", h, bits);
+	rs__check_alive("rs_decref", h, bits);
 	private_obj = rs__load_relaxed(&h->tid) == rs__tls.tid &&
 		      !(bits & RS__B_PUBLISHED);
 	if (RS_DEBUG && private_obj && rs__load_relaxed(&h->local) == 0)
 		rs__die("rs_decref", obj, "count underflow on object of type '%s'",
-			type_name(h));
+			rs__type_name(h));
 	if (private_obj && rs__log_private_fast(t, obj, rs__type_bytes(h->type)))
 		return 0;
 	return rs__log_decref(t, obj, private_obj);
-}
-
-/*
- * The owner's local count reached zero.  The owner gives up ownership (tid)
- * before the CAS that publishes MERGED: once MERGED is visible another
- * thread may drop the count to zero and free the object, so nothing may
- * touch the header after that CAS.  Until it, nobody else can free the
- * object: a DEFAULT or QUEUED object is freed only by its owner or by the
- * merge of its queue entry.  A non-owner that read the cleared tid and
- * queues the object finds no owner and merges it on the spot, which local
- * == 0 makes harmless.
- */
-static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
-{
-	int64_t w = rs__load_acquire(&h->shared);
-	bool tryref = rs__load_relaxed(&h->bits) & RS__B_TRYREF;
-
-	if (w == shared_word(0, RS__S_DEFAULT) && !tryref) {
-		rs__push_dying(t, h);	/* true count 0: nobody else holds it */
-		return;
-	}
-	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
-	for (;;) {
-		if (RS__S_STATE(w) == RS__S_QUEUED)
-			return;	/* its queue entry merges it */
-		if (w == shared_word(0, RS__S_DEFAULT) && !tryref) {
-			rs__push_dying(t, h);
-			return;
-		}
-		/* A weak reference may count it concurrently (weak.c): zero
-		 * is decided by the CAS to MERGED 0, which rs__tryincref
-		 * never passes. */
-		if (w == shared_word(0, RS__S_DEFAULT)) {
-			if (rs__cas_acq_rel(&h->shared, &w,
-					    shared_word(0, RS__S_MERGED))) {
-				rs__push_dying(t, h);
-				return;
-			}
-			continue;
-		}
-		if (rs__cas_acq_rel(&h->shared, &w,
-				    shared_word(RS__S_COUNT(w), RS__S_MERGED)))
-			return;
-	}
-}
-
-/*
- * Merge a QUEUED object: by its owner at a safepoint (on_the_spot false), or
- * by another thread while the owner is offline (lease held) or gone.  As
- * above, local and tid are cleared before the CAS that publishes MERGED;
- * nobody else frees a QUEUED object, whose queue entry is unique.
- */
-static void merge(struct rs__thread *t, void *obj, bool on_the_spot)
-{
-	struct rs__head *h = rs__head_of(obj);
-	uint32_t local = rs__load_relaxed(&h->local);
-	int64_t w = rs__load_acquire(&h->shared), total;
-
-	rs__store_relaxed(&h->local, 0);
-	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
-	if (on_the_spot)
-		rs__bump_owner(&t->c.merges_on_the_spot, 1);
-	do {
-		if (RS__S_STATE(w) != RS__S_QUEUED)
-			rs__die("rs_decref", obj,
-				"merge of an object of type '%s' that is not queued",
-				type_name(h));
-		total = RS__S_COUNT(w) + (int64_t)local;
-		if (total < 0)
-			rs__die("rs_decref", obj,
-				"count underflow on object of type '%s' (more "
-				"decrefs than references)", type_name(h));
-		if (total == 0 && !(rs__load_relaxed(&h->bits) & RS__B_TRYREF)) {
-			/* no reference left anywhere: no CAS can race */
-			rs__push_dying(t, h);
-			return;
-		}
-	} while (!rs__cas_acq_rel(&h->shared, &w,
-				  shared_word(total, RS__S_MERGED)));
-	if (total == 0)	/* decided by the CAS to MERGED 0 (weak.c) */
-		rs__push_dying(t, h);
-}
-
-void rs__merge_queued(struct rs__thread *t, void *obj)
-{
-	merge(t, obj, false);
-}
-
-void rs__merge_abandoned(struct rs__thread *t, void *obj)
-{
-	merge(t, obj, true);
 }
 
 /*
@@ -500,51 +322,6 @@ size_t rs__free_private_run(struct rs__thread *t, int64_t *bytes)
 	t->npriv = i;
 	*bytes = sum;
 	return b;
-}
-
-/* Apply one decrement now.  The caller is at a point where it may (a grace
- * period has passed, or the object is private and this is its owner's
- * safepoint, or the decrement comes from a dying parent). */
-void rs__decref_now(struct rs__thread *t, void *obj)
-{
-	struct rs__head *h = rs__head_of(obj);
-	uint32_t bits = rs__load_relaxed(&h->bits), local;
-	uint64_t tid;
-	int64_t w, nw;
-
-	if (bits & RS__B_IMMORTAL)
-		return;
-	check_alive("rs_decref", h, bits);
-	tid = rs__load_relaxed(&h->tid);
-	if (tid == rs__tls.tid) {
-		local = rs__load_relaxed(&h->local);
-		if (RS_UNLIKELY(local == 0))
-			rs__die("rs_decref", obj,
-				"count underflow on object of type '%s'",
-				type_name(h));
-		rs__store_relaxed(&h->local, local - 1);
-		if (local == 1)
-			merge_zero_local(t, h);
-		return;
-	}
-	w = rs__load_relaxed(&h->shared);
-	do {
-		if (RS__S_STATE(w) == RS__S_MERGED && RS__S_COUNT(w) <= 0)
-			rs__die("rs_decref", obj,
-				"count underflow on object of type '%s' (more "
-				"decrefs than references)", type_name(h));
-		nw = (int64_t)((uint64_t)w - (uint64_t)RS__S_ONE);
-		if (RS__S_STATE(w) == RS__S_DEFAULT && RS__S_COUNT(w) == 0)
-			nw = shared_word(-1, RS__S_QUEUED);
-	} while (!rs__cas_acq_rel(&h->shared, &w, nw));
-
-	if (RS__S_STATE(nw) == RS__S_MERGED) {
-		if (RS__S_COUNT(nw) == 0)
-			rs__push_dying(t, h);
-	} else if (RS__S_STATE(w) == RS__S_DEFAULT &&
-		   RS__S_STATE(nw) == RS__S_QUEUED) {
-		rs__queue_to_owner(t, obj, tid);
-	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -626,10 +403,8 @@ nomem:
 
 int rs_publish(void *obj)
 {
-	if (!rs__tls.tid) {
-		errno = EPERM;
+	if (!rs__api_thread(RS__API_ATTACHED))
 		return -1;
-	}
 	return obj ? publish(obj) : 0;
 }
 
@@ -637,16 +412,14 @@ int rs_immortalize(void *obj)
 {
 	struct rs__head *h;
 
-	if (!rs__tls.tid) {
-		errno = EPERM;
+	if (!rs__api_thread(RS__API_ATTACHED))
 		return -1;
-	}
 	if (!obj) {
 		errno = EINVAL;
 		return -1;
 	}
 	h = rs__head_of(obj);
-	check_alive("rs_immortalize", h, rs__load_relaxed(&h->bits));
+	rs__check_alive("rs_immortalize", h, rs__load_relaxed(&h->bits));
 	if (publish(obj))
 		return -1;
 	rs__or_relaxed(&h->bits, RS__B_IMMORTAL);
@@ -673,18 +446,18 @@ const rs_type *rs_type_of(const void *obj)
 /* Reference fields                                                        */
 /* ---------------------------------------------------------------------- */
 
+/* rs_get's refusal (the inline rs_get checks the id itself) */
 void *rs__get_unattached(void)
 {
-	errno = EPERM;
-	return NULL;
+	return rs__api_refuse();
 }
 
 void *rs_get_ref(const void *field)
 {
 	void *v;
 
-	if (!rs__tls.tid)
-		return rs__get_unattached();
+	if (!rs__api_thread(RS__API_ATTACHED))
+		return NULL;
 	v = rs__load_acquire((void *const *)field);
 	return rs_incref(v);
 }
@@ -694,13 +467,11 @@ void *rs_get_ref(const void *field)
  * changes if a step fails. */
 static int set_steal(void *field, void *val)
 {
-	struct rs__thread *t = rs__self();
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 	void *old;
 
-	if (!t || !rs__tls.tid) {
-		errno = EPERM;
+	if (!t)
 		return -1;
-	}
 	if (val && publish(val))
 		return -1;
 	if (rs__log_reserve(t))
@@ -720,15 +491,15 @@ int rs_set_steal(void *field, void *val)
 
 int rs_set(void *field, void *val)
 {
-	if (!rs__tls.tid) {
-		errno = EPERM;
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
+
+	if (!t)
 		return -1;
-	}
 	rs_incref(val);
 	if (set_steal(field, val) == 0)
 		return 0;
 	/* undo the increment: val is alive, so this only lowers the count */
-	rs__decref_now(rs__self(), val);
+	rs__decref_now(t, val);
 	return -1;
 }
 

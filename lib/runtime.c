@@ -1,15 +1,16 @@
 /*
- * runtime.c - start and stop the runtime, configuration, locks with a checked
- * order, statistics and the leak report (object memory: alloc.c).
+ * runtime.c - the top layer: start and stop the runtime (rs_init,
+ * rs_shutdown, configuration from the environment), statistics (rs_stats)
+ * and the leak report.  Everything below it (lib/base.c up to the collector)
+ * is called from here; nothing calls up into it but rs__ensure_init (the
+ * first attach starts the runtime) and rs__runtime_up.
  */
 #define RS_BUILDING 1
 #include "internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 
 struct rs__runtime rs__rt;
@@ -21,70 +22,6 @@ static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 #define MIN_BATCH 16
 #define MAX_BATCH (1 << 20)
 #define DEFAULT_ARENA_RETAIN ((size_t)4 << 20)
-
-/* ---------------------------------------------------------------------- */
-/* Diagnostics                                                             */
-/* ---------------------------------------------------------------------- */
-
-void rs__die(const char *call, const void *obj, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "refstore: %s(%p): ", call, obj);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	fflush(stderr);
-	abort();
-}
-
-uint64_t rs__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Locks: the rank order of enum rs__lock_rank, checked in debug builds    */
-/* ---------------------------------------------------------------------- */
-
-static __thread unsigned locks_held;	/* bit per rank. Sync: this thread */
-
-void rs__mutex_init(rs__mutex *m, int rank)
-{
-	pthread_mutex_init(&m->m, NULL);
-	m->rank = rank;
-}
-
-void rs__lock(rs__mutex *m)
-{
-	if (RS_DEBUG && (locks_held >> m->rank))
-		rs__die("lock", m, "lock order violated: taking rank %d while "
-			"holding ranks 0x%x", m->rank, locks_held);
-	pthread_mutex_lock(&m->m);
-	locks_held |= 1u << m->rank;
-}
-
-void rs__unlock(rs__mutex *m)
-{
-	locks_held &= ~(1u << m->rank);
-	pthread_mutex_unlock(&m->m);
-}
-
-void rs__lock_reinit(rs__mutex *m)
-{
-	pthread_mutex_init(&m->m, NULL);
-	locks_held &= ~(1u << m->rank);
-}
-
-void rs__assert_no_locks(const char *where)
-{
-	if (locks_held)
-		rs__die(where, NULL, "entered holding locks 0x%x", locks_held);
-}
 
 /* ---------------------------------------------------------------------- */
 /* Start and stop                                                          */

@@ -15,7 +15,7 @@
  *   - it never counts an object whose word says MERGED with count 0, and
  *     otherwise adds one with a CAS;
  *   - every transition of a TRYREF object to a zero count is a CAS that
- *     writes MERGED 0 (object.c: merge_zero_local, merge; a MERGED count
+ *     writes MERGED 0 (brc.c: merge_zero_local, merge; a MERGED count
  *     reaching 0 is a CAS already).
  * So either the increment's CAS comes first (the killer's CAS fails and it
  * sees the new count) or the killer's does (the increment sees MERGED 0 and
@@ -170,10 +170,8 @@ void *rs_weakref_new(void *obj, rs_weakref_fn callback, void *arg)
 	struct weakref *wr;
 	struct slot *s;
 
-	if (!rs__tls.tid) {
-		errno = EPERM;
+	if (!rs__api_thread(RS__API_ATTACHED))
 		return NULL;
-	}
 	if (!obj) {
 		errno = EINVAL;
 		return NULL;
@@ -237,10 +235,8 @@ void *rs_weakref_get(void *ref)
 	struct weakref *wr = ref;
 	void *target;
 
-	if (!rs__tls.tid) {
-		errno = EPERM;
+	if (!rs__api_thread(RS__API_ATTACHED))
 		return NULL;
-	}
 	if (!is_weakref(wr)) {
 		errno = EINVAL;
 		return NULL;

@@ -1,6 +1,7 @@
 /*
  * brc.pml - the biased reference count of one object and its merge
- * (lib/object.c, threads/thread.c, threads/world.c for the lease).
+ * (lib/brc.c; lib/object.c for the dying list, threads/world.c for
+ * rs_offline and rs_online).
  *
  * What is modelled
  * ----------------
@@ -38,12 +39,12 @@
  *   o_qlock, o_qn,      qn (the queue holds at most this object), queue_hint
  *   o_hint
  *   incref              rs_incref / rs__incref_slow
- *   decref_now          rs__decref_now (object.c)
- *   merge_zero_local    merge_zero_local (object.c)
- *   merge               merge (rs__merge_queued / rs__merge_abandoned)
- *   queue_to_owner      rs__queue_to_owner with drain_leased, rs__unlease
- *   drain_queue         rs__drain_queue / merge_queue (thread.c)
- *   give_up_ownership   give_up_ownership (thread.c, from rs_thread_detach)
+ *   decref_now          rs__decref_now (brc.c)
+ *   merge_zero_local    merge_zero_local (brc.c)
+ *   merge               merge (merge_queued / merge_abandoned, brc.c)
+ *   queue_to_owner      queue_to_owner with drain_leased, unlease (brc.c)
+ *   drain_queue         rs__drain_queue / merge_queue (brc.c)
+ *   give_up_ownership   rs__give_up_ownership (brc.c, from rs_thread_detach)
  *   rs_online           rs_online's CAS loop (world.c), the lease's other side
  *   rs_offline          the Owner's `off` action: the loop { rs_safepoint
  *                       (drain_queue); lock(qlock); if (!qn) break;
@@ -91,14 +92,14 @@
  *   only under the lock with qn == 0, and stays so until it unlocks; a lessee
  *   holds the lock from lease to unlease, so nobody pushes meanwhile.  It
  *   implies the weaker forms: no object is left queued to an OFFLINE owner
- *   once its queuer has left rs__queue_to_owner; and drain_leased always
+ *   once its queuer has left queue_to_owner; and drain_leased always
  *   finds the queue empty (so in the C code too, for any number of objects,
  *   since the same argument holds there);
  * - no invalid end state (deadlock) (pan -DSAFETY), and no fair
  *   non-terminating run (pan -DNP -l -f).
  *
  * Observations (no property fails)
- * - The branch of rs__queue_to_owner for an owner id without a thread
+ * - The branch of queue_to_owner for an owner id without a thread
  *   ("owner >> RS_SLOT_BITS == 0") is never taken here: a non-owner that
  *   turns DEFAULT 0 into QUEUED holds a reference counted in `local`, so
  *   merge_zero_local cannot have run; it needs paths not modelled (TRYREF).
@@ -115,7 +116,7 @@
  *                          that publishes MERGED (the order design.md says
  *                          ThreadSanitizer once caught): a non-owner may free
  *                          the object first (use after free).
- *   MUTANT_NO_GONE_CHECK   rs__queue_to_owner does not compare the owner's
+ *   MUTANT_NO_GONE_CHECK   queue_to_owner does not compare the owner's
  *                          id under the queue lock: an object queued to an
  *                          owner that has exited is never merged (leak).
  *   MUTANT_OFFLINE_UNLOCKED  the old rs_offline: one safepoint, then
@@ -270,7 +271,7 @@ inline queue_to_owner() {
 			qunlock();
 			mg = 1
 		:: else ->
-			atomic {	/* o != t && rs__lease_offline(o) */
+			atomic {	/* o != t && lease_offline(o) */
 				if
 				:: _pid != owner_pid && o_state == T_OFFLINE ->
 					o_state = T_LEASED; mg = 2
@@ -288,12 +289,12 @@ inline queue_to_owner() {
 	fi;
 	if
 	:: mg != 0 ->
-		merge();	/* rs__merge_abandoned */
+		merge();	/* merge_abandoned */
 		if
 		:: mg == 2 ->
 			assert(o_qn == 0);	/* drain_leased: one object */
 			o_hint = 0;
-			o_state = T_OFFLINE;	/* rs__unlease */
+			o_state = T_OFFLINE;	/* unlease */
 			qunlock()
 		:: else -> skip
 		fi;
@@ -463,7 +464,7 @@ proctype Owner()
 		fi
 	od;
 	mytid = 0;		/* rs__tls.tid = 0 */
-	qlock();		/* give_up_ownership */
+	qlock();		/* rs__give_up_ownership */
 	o_tid = 0;
 	n = o_qn; o_qn = 0; o_hint = 0;
 	qunlock();

@@ -12,7 +12,7 @@
  *               thread's own queue lock, then (lock released) the stopper's
  *               wake-up; the thread later runs rs_online, or detaches while
  *               still offline (detach goes online first)
- *   lease       as rs__queue_to_owner does: under the other thread's queue
+ *   lease       as lib/brc.c queue_to_owner does: under the other thread's queue
  *               lock, CAS its state OFFLINE -> LEASED, then give the lease
  *               back (LEASED -> OFFLINE); the owner's rs_online spins
  *               meanwhile.  A failed lease stands for the queue push
@@ -28,7 +28,7 @@
  *   stop_requested      rs__stop_requested
  *   stopper, epoch      the statics of the same names
  *   wlock               world_lock; lock()/unlock() = rs__lock/rs__unlock
- *   qlock[i]            struct rs__thread.qlock (threads/thread.c);
+ *   qlock[i]            struct rs__thread.qlock (lib/brc.c);
  *                       qlock_take/qlock_give = rs__lock/rs__unlock
  *   world_cv[i],        world_cv and stopped_cv: bit i is set while thread
  *   stopped_cv[i]       i sleeps in pthread_cond_wait on it; a broadcast
@@ -269,7 +269,7 @@ inline work() {
 	inmut[me] = 0
 }
 
-/* rs__queue_to_owner's lease of an offline owner, inside mutator code */
+/* lib/brc.c queue_to_owner's lease of an offline owner, inside mutator code */
 inline lease_other() {
 	if
 	:: o = (me + 1) % NT
@@ -281,12 +281,12 @@ inline lease_other() {
 	};
 	qlock_take(o);		/* the lease and the push are under o's qlock */
 	atomic {
-		if	/* rs__lease_offline: CAS OFFLINE -> LEASED */
+		if	/* lease_offline (lib/brc.c): CAS OFFLINE -> LEASED */
 		:: state[o] == T_OFFLINE -> state[o] = T_LEASED; r = 1
 		:: else -> r = 0
 		fi };
 	if
-	:: r == 1 -> state[o] = T_OFFLINE	/* rs__unlease */
+	:: r == 1 -> state[o] = T_OFFLINE	/* unlease */
 	:: else -> skip		/* queue_push */
 	fi;
 	qlock_give(o);

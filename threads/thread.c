@@ -1,6 +1,6 @@
 /*
- * thread.c - the thread registry, attach and detach, and the merge queues
- * through which non-owners hand objects to their owner.
+ * thread.c - the thread registry, attach and detach.  The merge queues
+ * through which non-owners hand objects to their owner are in lib/brc.c.
  *
  * Registry
  * --------
@@ -10,21 +10,6 @@
  * (generation << RS_SLOT_BITS) | slot; each reuse of a slot increments its
  * generation, so an id is never given twice and an object header naming an
  * exited owner can never be mistaken for a live thread's object.
- *
- * Merge queues (biased counting, see lib/object.c)
- * ------------------------------------------------
- * When a non-owner's decrement would take an object's shared count below
- * zero, the object goes to its owner (rs__queue_to_owner):
- *   - owner live and online (or stopped): append to the owner's queue; the
- *     owner merges it at its next safepoint;
- *   - owner offline: take the owner's offline lease (threads/world.c), merge
- *     on the spot, give the lease back; the owner cannot come online, and so
- *     cannot touch the local count, while the lease is held;
- *   - owner gone (id no longer in its slot): merge on the spot; a gone owner
- *     never touches a count again.
- * The owner's id is compared under the queue lock, and detach clears the id
- * under the same lock before it drains the queue for the last time, so no
- * object is ever left in the queue of a thread that has gone.
  */
 #define RS_BUILDING 1
 #include "internal.h"
@@ -33,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <urcu/static/urcu-qsbr.h>	/* struct urcu_qsbr_reader, for fork */
-
-__thread struct rs__tls rs__tls __attribute__((tls_model("initial-exec")));
 
 struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
 uint32_t rs__nslots;
@@ -170,26 +153,6 @@ static void slot_release(struct rs__thread *t)
 	rs__unlock(&rs__registry_lock);
 }
 
-/* Clear the thread's id under its queue lock and merge whatever is still
- * queued: from here on, queuers see the owner as gone. */
-static void give_up_ownership(struct rs__thread *t)
-{
-	void **q;
-	size_t n, i;
-
-	rs__lock(&t->qlock);
-	t->tid = 0;
-	q = t->queue;
-	n = t->qn;
-	t->queue = NULL;
-	t->qn = t->qcap = 0;
-	rs__store_relaxed(&t->queue_hint, 0);
-	rs__unlock(&t->qlock);
-	for (i = 0; i < n; i++)
-		rs__merge_abandoned(t, q[i]);
-	free(q);
-}
-
 int rs_thread_detach(void)
 {
 	struct rs__thread *t = rs__self();
@@ -223,7 +186,7 @@ int rs_thread_detach(void)
 
 	/* From here the thread owns nothing: owner fast paths stop matching. */
 	rs__tls.tid = 0;
-	give_up_ownership(t);
+	rs__give_up_ownership(t);
 	rs__cascade(t);
 	rs__weak_orphan_callbacks(t);	/* too late to run them here */
 	rs__defer_release(t);
@@ -259,108 +222,6 @@ size_t rs__attached_count(void)
 	return n;
 }
 
-static void queue_push(struct rs__thread *o, void *obj)
-{
-	void **q;
-	size_t cap;
-
-	if (o->qn == o->qcap) {
-		cap = o->qcap ? 2 * o->qcap : 64;
-		q = realloc(o->queue, cap * sizeof(*q));
-		if (!q)
-			rs__die("rs_decref", obj,
-				"out of memory queueing the object to its owner");
-		o->queue = q;
-		o->qcap = cap;
-	}
-	o->queue[o->qn++] = obj;
-	rs__store_relaxed(&o->queue_hint, o->qn);
-}
-
-/* Merge, on the spot, an offline owner's whole queue (its lease is held). */
-static void drain_leased(struct rs__thread *t, struct rs__thread *o)
-{
-	size_t i;
-
-	for (i = 0; i < o->qn; i++)
-		rs__merge_abandoned(t, o->queue[i]);
-	o->qn = 0;
-	rs__store_relaxed(&o->queue_hint, 0);
-}
-
-void rs__queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner)
-{
-	struct rs__thread *o;
-
-	if (owner >> RS_SLOT_BITS == 0) {
-		/* no owner id (MERGED, or an id cleared before we read it):
-		 * nobody to queue to.  Defensive: a thread that took the
-		 * count from DEFAULT 0 to QUEUED held a reference counted
-		 * in the shared word, so the owner cannot have merged yet
-		 * unless a weak reference (TRYREF) was involved. */
-		rs__merge_abandoned(t, obj);
-		return;
-	}
-	o = rs__load_acquire(&rs__slots[RS__TID_SLOT(owner)]);
-	rs__lock(&o->qlock);
-	if (o->tid != owner) {
-		/* the owner is gone */
-		rs__unlock(&o->qlock);
-		rs__merge_abandoned(t, obj);
-		return;
-	}
-	if (o != t && rs__lease_offline(o)) {
-		rs__merge_abandoned(t, obj);
-		drain_leased(t, o);
-		rs__unlease(o);
-		rs__unlock(&o->qlock);
-		return;
-	}
-	queue_push(o, obj);
-	rs__unlock(&o->qlock);
-	if (t)
-		rs__bump_owner(&t->c.merges_queued, 1);
-}
-
-/* Take o's queue and merge it for o: by o itself at a safepoint, or by a
- * collector while the world is stopped.  Objects reaching zero go to by's
- * dying list. */
-static void merge_queue(struct rs__thread *o, struct rs__thread *by)
-{
-	void **q;
-	size_t n, i;
-
-	if (!rs__load_relaxed(&o->queue_hint))
-		return;
-	rs__lock(&o->qlock);
-	q = o->queue;
-	n = o->qn;
-	o->queue = NULL;
-	o->qn = o->qcap = 0;
-	rs__store_relaxed(&o->queue_hint, 0);
-	rs__unlock(&o->qlock);
-	for (i = 0; i < n; i++)
-		rs__merge_queued(by, q[i]);
-	free(q);
-}
-
-void rs__drain_queue(struct rs__thread *t)
-{
-	if (!rs__load_relaxed(&t->queue_hint))
-		return;
-	merge_queue(t, t);
-	rs__cascade(t);
-}
-
-/* World stopped (a collection): merge every thread's queue now, on `by`. */
-void rs__drain_queues_stopped(struct rs__thread *by)
-{
-	uint32_t slot, n = rs__load_acquire(&rs__nslots);
-
-	for (slot = 1; slot <= n; slot++)
-		merge_queue(rs__load_acquire(&rs__slots[slot]), by);
-}
-
 /*
  * The fork child: only the forking thread exists.  Every other attached
  * thread is gone: its queue is merged, its logged decrements are adopted
@@ -386,7 +247,7 @@ void rs__thread_fork_child(void)
 			continue;
 		if (rs__load_relaxed(&t->state) != RS__T_DEAD) {
 			rs__store_relaxed(&t->state, RS__T_DEAD);
-			give_up_ownership(t);
+			rs__give_up_ownership(t);
 			rs__cascade(t);
 			rs__weak_orphan_callbacks(t);
 			rs__defer_adopt(self, t);

@@ -136,12 +136,10 @@ static int safepoint_slow(struct rs__thread *t)
 
 int rs_safepoint(void)
 {
-	struct rs__thread *t = rs__self();
+	struct rs__thread *t = rs__api_thread(RS__API_OR_DETACHING);
 
-	if (RS_UNLIKELY(!t)) {
-		errno = EPERM;
+	if (RS_UNLIKELY(!t))
 		return -1;
-	}
 	if (RS_UNLIKELY(t->in_safepoint))
 		return 0;	/* from a destroy callback */
 	RS_TSAN_QUIESCENT();
@@ -184,12 +182,10 @@ void rs__set_state(struct rs__thread *t, int state)
 
 int rs_offline(void)
 {
-	struct rs__thread *t = rs__self();
+	struct rs__thread *t = rs__api_thread(RS__API_OR_DETACHING);
 
-	if (!t) {
-		errno = EPERM;
+	if (!t)
 		return -1;
-	}
 	if (t->in_safepoint) {
 		errno = EDEADLK;
 		return -1;
@@ -199,7 +195,7 @@ int rs_offline(void)
 	/* Going offline is a quiescent point: finish the interval's work so
 	 * an offline thread holds back as little as possible.  The state turns
 	 * OFFLINE under the queue lock and only with the queue empty: a
-	 * non-owner queueing to us (rs__queue_to_owner, under the same lock)
+	 * non-owner queueing to us (lib/brc.c queue_to_owner, under the same lock)
 	 * either came first, and we merge its object before going, or comes
 	 * after, finds us OFFLINE and merges on the spot under our lease.
 	 * Without the lock an object queued between our safepoint and the
@@ -225,13 +221,11 @@ int rs_offline(void)
 
 int rs_online(void)
 {
-	struct rs__thread *t = rs__self();
+	struct rs__thread *t = rs__api_thread(RS__API_OR_DETACHING);
 	int expected;
 
-	if (!t) {
-		errno = EPERM;
+	if (!t)
 		return -1;
-	}
 	for (;;) {
 		expected = RS__T_OFFLINE;
 		if (rs__cas_seq_cst(&t->state, &expected, RS__T_ONLINE))
@@ -249,20 +243,6 @@ int rs_online(void)
 	}
 	urcu_qsbr_thread_online();
 	return 0;
-}
-
-bool rs__lease_offline(struct rs__thread *t)
-{
-	int expected = RS__T_OFFLINE;
-
-	return rs__cas_seq_cst(&t->state, &expected, RS__T_LEASED);
-}
-
-/* LEASED -> OFFLINE moves between two stopped states: a stopper needs no
- * wake-up (and qlock is held here, which ranks above the world lock). */
-void rs__unlease(struct rs__thread *t)
-{
-	rs__store_seq_cst(&t->state, RS__T_OFFLINE);
 }
 
 /* How long a stopper spins before it sleeps. */

@@ -1,0 +1,374 @@
+/*
+ * brc.c - biased reference counting: the counts applied outside the inline
+ * fast paths of include/refstore.h (a non-owner's increment, every decrement
+ * that is due), the merges that end an object's ownership, the queues
+ * through which non-owners hand objects to their owner, and the offline
+ * lease under which they merge for an offline owner.  model/brc.pml checks
+ * this protocol (docs/testing.md).
+ *
+ * Biased counting (after Choi, Shull and Torrellas, PACT 2018)
+ * ------------------------------------------------------------
+ * The header holds the owner's id (`tid`), the owner's count (`local`) and a
+ * shared word (`shared` = count << 2 | state).  Invariant (H1): outside a
+ * merge, true count = local + count(shared) in states DEFAULT and QUEUED, and
+ * = count(shared) in state MERGED, where local is 0.
+ *
+ *   owner incref/decref   local +/- 1 with plain (relaxed) stores: no RMW.
+ *   non-owner incref      shared += 1 (atomic add).
+ *   non-owner decrement   CAS: DEFAULT with count 0 -> count -1, QUEUED, and
+ *                         the object goes to its owner (queue_to_owner);
+ *                         otherwise
+ *                         count - 1.  MERGED reaching 0 -> destroy.
+ *   owner local -> 0      DEFAULT count 0: destroy with no RMW at all (the
+ *                         true count is zero, so no other thread holds a
+ *                         reference to race with); DEFAULT count > 0: CAS to
+ *                         MERGED, tid = MERGED; QUEUED: nothing, the queue
+ *                         entry will merge it.
+ *   merge (owner at its   CAS QUEUED c -> MERGED (c + local), local = 0,
+ *   safepoint, or on      tid = MERGED; total 0 -> destroy.
+ *   the spot)
+ *
+ * Object states (the transitions name who may make them):
+ *
+ *   owned/DEFAULT --non-owner drives shared < 0--> owned/QUEUED
+ *   owned/DEFAULT --owner's local hits 0, shared > 0 (owner)--> merged
+ *   owned/QUEUED  --merge (owner at safepoint; a merger if owner offline
+ *                   or gone)--> merged (or destroyed if total is 0)
+ *   any --count reaches 0 (the thread applying that decrement)--> dying
+ *   dying --cascade (same thread)--> destroyed
+ *
+ * An object that weak references may count (TRYREF, lib/weak.c) reaches
+ * zero only through a CAS that writes MERGED 0, on the owner's and the
+ * merge's paths too, so rs__tryincref and the last decrement cannot both
+ * win.
+ *
+ * MERGED is terminal for counting: the tid is only written by the merge that
+ * leaves DEFAULT/QUEUED, and every merge CASes the shared state first, so a
+ * non-owner whose CAS took DEFAULT -> QUEUED read the owner id before any
+ * merge could change it.
+ *
+ * When is a decrement applied?  rs_decref logs it (defer.c) unless the caller
+ * owns a private object whose count stays above zero, and the log is applied
+ * after a grace period, so a count reaches zero only when every removal of a
+ * reference has been followed by a safepoint of every thread that might have
+ * borrowed through it.  The owner's immediate path is limited to private
+ * objects (never stored by rs_set, the map or rs_publish), which no other
+ * thread can borrow; and even there a decrement that would reach zero is
+ * logged for the owner's next safepoint, because the owner itself may still
+ * hold borrowed references through the object.  See docs/design.md.
+ *
+ * Merge queues
+ * ------------
+ * When a non-owner's decrement would take an object's shared count below
+ * zero, the object goes to its owner (queue_to_owner):
+ *   - owner live and online (or stopped): append to the owner's queue; the
+ *     owner merges it at its next safepoint;
+ *   - owner offline: take the owner's offline lease (lease_offline), merge
+ *     on the spot, give the lease back; the owner cannot come online, and so
+ *     cannot touch the local count, while the lease is held;
+ *   - owner gone (id no longer in its slot): merge on the spot; a gone owner
+ *     never touches a count again.
+ * The owner's id is compared under the queue lock, and detach clears the id
+ * under the same lock before it drains the queue for the last time, so no
+ * object is ever left in the queue of a thread that has gone.
+ */
+#define RS_BUILDING 1
+#include "internal.h"
+
+#include <stdlib.h>
+
+static inline int64_t shared_word(int64_t count, int state)
+{
+	return (int64_t)((uint64_t)count << RS__S_SHIFT) | state;
+}
+
+/* Hold an OFFLINE owner offline (OFFLINE -> LEASED) while merging for it:
+ * rs_online waits for LEASED to end, so the owner cannot touch a local
+ * count meanwhile. */
+static bool lease_offline(struct rs__thread *t)
+{
+	int expected = RS__T_OFFLINE;
+
+	return rs__cas_seq_cst(&t->state, &expected, RS__T_LEASED);
+}
+
+/* LEASED -> OFFLINE moves between two stopped states: a stopper needs no
+ * wake-up (and qlock is held here, which ranks above the world lock). */
+static void unlease(struct rs__thread *t)
+{
+	rs__store_seq_cst(&t->state, RS__T_OFFLINE);
+}
+
+/*
+ * The owner's local count reached zero.  The owner gives up ownership (tid)
+ * before the CAS that publishes MERGED: once MERGED is visible another
+ * thread may drop the count to zero and free the object, so nothing may
+ * touch the header after that CAS.  Until it, nobody else can free the
+ * object: a DEFAULT or QUEUED object is freed only by its owner or by the
+ * merge of its queue entry.  A non-owner that read the cleared tid and
+ * queues the object finds no owner and merges it on the spot, which local
+ * == 0 makes harmless.
+ */
+static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
+{
+	int64_t w = rs__load_acquire(&h->shared);
+	bool tryref = rs__load_relaxed(&h->bits) & RS__B_TRYREF;
+
+	if (w == shared_word(0, RS__S_DEFAULT) && !tryref) {
+		rs__push_dying(t, h);	/* true count 0: nobody else holds it */
+		return;
+	}
+	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
+	for (;;) {
+		if (RS__S_STATE(w) == RS__S_QUEUED)
+			return;	/* its queue entry merges it */
+		if (w == shared_word(0, RS__S_DEFAULT) && !tryref) {
+			rs__push_dying(t, h);
+			return;
+		}
+		/* A weak reference may count it concurrently (weak.c): zero
+		 * is decided by the CAS to MERGED 0, which rs__tryincref
+		 * never passes. */
+		if (w == shared_word(0, RS__S_DEFAULT)) {
+			if (rs__cas_acq_rel(&h->shared, &w,
+					    shared_word(0, RS__S_MERGED))) {
+				rs__push_dying(t, h);
+				return;
+			}
+			continue;
+		}
+		if (rs__cas_acq_rel(&h->shared, &w,
+				    shared_word(RS__S_COUNT(w), RS__S_MERGED)))
+			return;
+	}
+}
+
+/*
+ * Merge a QUEUED object: by its owner at a safepoint (on_the_spot false), or
+ * by another thread while the owner is offline (lease held) or gone.  As
+ * above, local and tid are cleared before the CAS that publishes MERGED;
+ * nobody else frees a QUEUED object, whose queue entry is unique.
+ */
+static void merge(struct rs__thread *t, void *obj, bool on_the_spot)
+{
+	struct rs__head *h = rs__head_of(obj);
+	uint32_t local = rs__load_relaxed(&h->local);
+	int64_t w = rs__load_acquire(&h->shared), total;
+
+	rs__store_relaxed(&h->local, 0);
+	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
+	if (on_the_spot)
+		rs__bump_owner(&t->c.merges_on_the_spot, 1);
+	do {
+		if (RS__S_STATE(w) != RS__S_QUEUED)
+			rs__die("rs_decref", obj,
+				"merge of an object of type '%s' that is not queued",
+				rs__type_name(h));
+		total = RS__S_COUNT(w) + (int64_t)local;
+		if (total < 0)
+			rs__die("rs_decref", obj,
+				"count underflow on object of type '%s' (more "
+				"decrefs than references)", rs__type_name(h));
+		if (total == 0 && !(rs__load_relaxed(&h->bits) & RS__B_TRYREF)) {
+			/* no reference left anywhere: no CAS can race */
+			rs__push_dying(t, h);
+			return;
+		}
+	} while (!rs__cas_acq_rel(&h->shared, &w,
+				  shared_word(total, RS__S_MERGED)));
+	if (total == 0)	/* decided by the CAS to MERGED 0 (weak.c) */
+		rs__push_dying(t, h);
+}
+
+static void merge_queued(struct rs__thread *t, void *obj)
+{
+	merge(t, obj, false);
+}
+
+static void merge_abandoned(struct rs__thread *t, void *obj)
+{
+	merge(t, obj, true);
+}
+
+static void queue_push(struct rs__thread *o, void *obj)
+{
+	void **q;
+	size_t cap;
+
+	if (o->qn == o->qcap) {
+		cap = o->qcap ? 2 * o->qcap : 64;
+		q = realloc(o->queue, cap * sizeof(*q));
+		if (!q)
+			rs__die("rs_decref", obj,
+				"out of memory queueing the object to its owner");
+		o->queue = q;
+		o->qcap = cap;
+	}
+	o->queue[o->qn++] = obj;
+	rs__store_relaxed(&o->queue_hint, o->qn);
+}
+
+/* Merge, on the spot, an offline owner's whole queue (its lease is held). */
+static void drain_leased(struct rs__thread *t, struct rs__thread *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->qn; i++)
+		merge_abandoned(t, o->queue[i]);
+	o->qn = 0;
+	rs__store_relaxed(&o->queue_hint, 0);
+}
+
+static void queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner)
+{
+	struct rs__thread *o;
+
+	if (owner >> RS_SLOT_BITS == 0) {
+		/* no owner id (MERGED, or an id cleared before we read it):
+		 * nobody to queue to.  Defensive: a thread that took the
+		 * count from DEFAULT 0 to QUEUED held a reference counted
+		 * in the shared word, so the owner cannot have merged yet
+		 * unless a weak reference (TRYREF) was involved. */
+		merge_abandoned(t, obj);
+		return;
+	}
+	o = rs__load_acquire(&rs__slots[RS__TID_SLOT(owner)]);
+	rs__lock(&o->qlock);
+	if (o->tid != owner) {
+		/* the owner is gone */
+		rs__unlock(&o->qlock);
+		merge_abandoned(t, obj);
+		return;
+	}
+	if (o != t && lease_offline(o)) {
+		merge_abandoned(t, obj);
+		drain_leased(t, o);
+		unlease(o);
+		rs__unlock(&o->qlock);
+		return;
+	}
+	queue_push(o, obj);
+	rs__unlock(&o->qlock);
+	if (t)
+		rs__bump_owner(&t->c.merges_queued, 1);
+}
+
+/* Apply one decrement now.  The caller is at a point where it may (a grace
+ * period has passed, or the object is private and this is its owner's
+ * safepoint, or the decrement comes from a dying parent). */
+void rs__decref_now(struct rs__thread *t, void *obj)
+{
+	struct rs__head *h = rs__head_of(obj);
+	uint32_t bits = rs__load_relaxed(&h->bits), local;
+	uint64_t tid;
+	int64_t w, nw;
+
+	if (bits & RS__B_IMMORTAL)
+		return;
+	rs__check_alive("rs_decref", h, bits);
+	tid = rs__load_relaxed(&h->tid);
+	if (tid == rs__tls.tid) {
+		local = rs__load_relaxed(&h->local);
+		if (RS_UNLIKELY(local == 0))
+			rs__die("rs_decref", obj,
+				"count underflow on object of type '%s'",
+				rs__type_name(h));
+		rs__store_relaxed(&h->local, local - 1);
+		if (local == 1)
+			merge_zero_local(t, h);
+		return;
+	}
+	w = rs__load_relaxed(&h->shared);
+	do {
+		if (RS__S_STATE(w) == RS__S_MERGED && RS__S_COUNT(w) <= 0)
+			rs__die("rs_decref", obj,
+				"count underflow on object of type '%s' (more "
+				"decrefs than references)", rs__type_name(h));
+		nw = (int64_t)((uint64_t)w - (uint64_t)RS__S_ONE);
+		if (RS__S_STATE(w) == RS__S_DEFAULT && RS__S_COUNT(w) == 0)
+			nw = shared_word(-1, RS__S_QUEUED);
+	} while (!rs__cas_acq_rel(&h->shared, &w, nw));
+
+	if (RS__S_STATE(nw) == RS__S_MERGED) {
+		if (RS__S_COUNT(nw) == 0)
+			rs__push_dying(t, h);
+	} else if (RS__S_STATE(w) == RS__S_DEFAULT &&
+		   RS__S_STATE(nw) == RS__S_QUEUED) {
+		queue_to_owner(t, obj, tid);
+	}
+}
+
+void *rs__incref_slow(void *obj)
+{
+	struct rs__head *h = rs__head_of(obj);
+	uint32_t bits;
+
+	if (RS_UNLIKELY(!rs__api_thread(RS__API_ATTACHED)))
+		return NULL;
+	bits = rs__load_relaxed(&h->bits);
+	if (bits & RS__B_IMMORTAL)
+		return obj;
+	rs__check_alive("rs_incref", h, bits);
+	rs__add_relaxed(&h->shared, RS__S_ONE);
+	return obj;
+}
+
+/* Take o's queue and merge it for o: by o itself at a safepoint, or by a
+ * collector while the world is stopped.  Objects reaching zero go to by's
+ * dying list. */
+static void merge_queue(struct rs__thread *o, struct rs__thread *by)
+{
+	void **q;
+	size_t n, i;
+
+	if (!rs__load_relaxed(&o->queue_hint))
+		return;
+	rs__lock(&o->qlock);
+	q = o->queue;
+	n = o->qn;
+	o->queue = NULL;
+	o->qn = o->qcap = 0;
+	rs__store_relaxed(&o->queue_hint, 0);
+	rs__unlock(&o->qlock);
+	for (i = 0; i < n; i++)
+		merge_queued(by, q[i]);
+	free(q);
+}
+
+void rs__drain_queue(struct rs__thread *t)
+{
+	if (!rs__load_relaxed(&t->queue_hint))
+		return;
+	merge_queue(t, t);
+	rs__cascade(t);
+}
+
+/* World stopped (a collection): merge every thread's queue now, on `by`. */
+void rs__drain_queues_stopped(struct rs__thread *by)
+{
+	uint32_t slot, n = rs__load_acquire(&rs__nslots);
+
+	for (slot = 1; slot <= n; slot++)
+		merge_queue(rs__load_acquire(&rs__slots[slot]), by);
+}
+
+/* Clear the thread's id under its queue lock and merge whatever is still
+ * queued: from here on, queuers see the owner as gone. */
+void rs__give_up_ownership(struct rs__thread *t)
+{
+	void **q;
+	size_t n, i;
+
+	rs__lock(&t->qlock);
+	t->tid = 0;
+	q = t->queue;
+	n = t->qn;
+	t->queue = NULL;
+	t->qn = t->qcap = 0;
+	rs__store_relaxed(&t->queue_hint, 0);
+	rs__unlock(&t->qlock);
+	for (i = 0; i < n; i++)
+		merge_abandoned(t, q[i]);
+	free(q);
+}
+
