@@ -261,10 +261,14 @@ RS_API long rs_heap_verify(void);
  * is never lower than the number of counted references.
  */
 struct rs__head {
-	uint64_t tid;		/* owner id; RS__TID_* for no owner.
-				   Sync: atomic (relaxed); changed only by a
-				   merge (owner, or a merger holding the
-				   owner's offline lease) */
+	uint64_t tid;		/* three uses, one at a time: the owner
+				   id (RS__TID_* for no owner), changed
+				   only by a merge (owner, or a merger
+				   holding the owner's offline lease); once
+				   DYING, the link of its thread's dying
+				   list; while the world is stopped for a
+				   collection that holds it (RS__B_GC), its
+				   gc_refs.  Sync: atomic (relaxed) */
 	uint32_t local;		/* owner's count.  Sync: owner thread only
 				   (relaxed loads/stores, no RMW) */
 	uint32_t bits;		/* RS__B_*.  Sync: atomic (fetch_or) */

@@ -4,15 +4,15 @@
  *
  * Layout
  * ------
- * Objects up to MAX_SMALL bytes (header included) live in arenas of
- * ARENA_SIZE bytes aligned to ARENA_SIZE.  An arena is NSLABS slabs of
- * SLAB_SIZE bytes; slab 0 holds the arena header, which carries the
- * descriptors (struct rs__slab) of all the slabs, so object memory holds
+ * Objects up to RS__MAX_SMALL bytes (header included) live in arenas of
+ * RS__ARENA_SIZE bytes aligned to RS__ARENA_SIZE.  An arena is RS__NSLABS
+ * slabs of RS__SLAB_SIZE bytes; slab 0 holds the arena header, which carries
+ * the descriptors (struct rs__slab) of all the slabs, so object memory holds
  * nothing but objects and a free slot can be poisoned whole.  The slab of an
- * object is arena(p)->slabs[(p >> SLAB_SHIFT) % NSLABS], arena(p) being p with
- * its low ARENA_SHIFT bits cleared: no lookup.  Larger objects come from
- * jemalloc one by one (C library under sanitizers), with a small prefix that
- * links them into a list for the heap walk.
+ * object is arena(p)->slabs[(p >> RS__SLAB_SHIFT) % RS__NSLABS], arena(p)
+ * being p with its low RS__ARENA_SHIFT bits cleared: no lookup.  Larger
+ * objects come from jemalloc one by one (C library under sanitizers), with a
+ * small prefix that links them into a list for the heap walk.
  *
  * Arena memory comes from a jemalloc arena of our own (arenas.create,
  * MALLOCX_TCACHE_NONE so the block really comes from that arena): jemalloc
@@ -99,7 +99,7 @@ struct slab_list {
 /* All Sync: the allocator lock. */
 static rs__mutex alloc_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_ALLOC};
 static struct slab_list pooled[RS__NCLS], empty[RS__NCLS];
-static struct arena *arenas;
+static struct rs__arena *arenas;
 static size_t narenas, nempty_slabs;
 static struct large *larges;
 #ifndef RS_PLAIN_MALLOC
@@ -123,10 +123,11 @@ struct large {
 #define C1(k) RS__CLS((k) * 16)
 #define C4(k) C1(k), C1(k + 1), C1(k + 2), C1(k + 3)
 #define C16(k) C4(k), C4(k + 4), C4(k + 8), C4(k + 12)
-const uint8_t rs__cls_of16[MAX_SMALL / 16 + 1] = {
+const uint8_t rs__cls_of16[RS__MAX_SMALL / 16 + 1] = {
 	C16(0), C16(16), C16(32), C16(48), C1(64)
 };
-_Static_assert(RS__CLS(MAX_SMALL) == RS__NCLS - 1, "31 classes up to 1 KiB");
+_Static_assert(RS__CLS(RS__MAX_SMALL) == RS__NCLS - 1,
+	       "31 classes up to 1 KiB");
 
 static inline uint32_t class_size(unsigned c)
 {
@@ -141,7 +142,7 @@ static inline uint32_t class_size(unsigned c)
 
 static inline char *slab_base(struct rs__slab *s)
 {
-	return (char *)arena_of(s) + (size_t)s->index * SLAB_SIZE;
+	return (char *)rs__arena_of(s) + (size_t)s->index * RS__SLAB_SIZE;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -221,15 +222,15 @@ static void owned_del(struct rs__thread *t, unsigned c, struct rs__slab *s)
 static void asan_report(const char *report)
 {
 	char *p = __asan_get_report_address();
-	struct arena *a;
+	struct rs__arena *a;
 	struct rs__slab *s;
 	struct rs__head *h;
 
 	(void)report;
 	for (a = arenas; a; a = a->next) {
-		if (a != arena_of(p))
+		if (a != rs__arena_of(p))
 			continue;
-		s = slab_of(p);
+		s = rs__slab_of(p);
 		if (s->state == S_FREE || !s->size || s->index == 0)
 			break;
 		h = (struct rs__head *)(slab_base(s) +
@@ -256,7 +257,7 @@ static void *arena_mem(void)
 	if (!narenas)
 		__asan_set_error_report_callback(asan_report);
 #endif
-	if (posix_memalign(&p, ARENA_SIZE, ARENA_SIZE))
+	if (posix_memalign(&p, RS__ARENA_SIZE, RS__ARENA_SIZE))
 		return NULL;
 #else
 	if (!je_ready) {
@@ -266,7 +267,7 @@ static void *arena_mem(void)
 			je_arena = 0;
 		je_ready = true;
 	}
-	p = mallocx(ARENA_SIZE, MALLOCX_ALIGN(ARENA_SIZE) |
+	p = mallocx(RS__ARENA_SIZE, MALLOCX_ALIGN(RS__ARENA_SIZE) |
 		    MALLOCX_ARENA(je_arena) | MALLOCX_TCACHE_NONE);
 #endif
 	return p;
@@ -275,23 +276,23 @@ static void *arena_mem(void)
 static void arena_mem_free(void *p)
 {
 #ifdef RS_PLAIN_MALLOC
-	UNPOISON(p, ARENA_SIZE);
+	UNPOISON(p, RS__ARENA_SIZE);
 	free(p);
 #else
-	sdallocx(p, ARENA_SIZE, MALLOCX_ALIGN(ARENA_SIZE) |
+	sdallocx(p, RS__ARENA_SIZE, MALLOCX_ALIGN(RS__ARENA_SIZE) |
 		 MALLOCX_ARENA(je_arena) | MALLOCX_TCACHE_NONE);
 #endif
 }
 
-static struct arena *arena_new(void)
+static struct rs__arena *arena_new(void)
 {
-	struct arena *a = arena_mem();
+	struct rs__arena *a = arena_mem();
 	unsigned i;
 
 	if (!a)
 		return NULL;
 	memset(a, 0, sizeof(*a));
-	for (i = 0; i < NSLABS; i++) {
+	for (i = 0; i < RS__NSLABS; i++) {
 		a->slabs[i].index = i;
 		a->slabs[i].cls = -1;
 	}
@@ -304,7 +305,7 @@ static struct arena *arena_new(void)
 	return a;
 }
 
-static void arena_release(struct arena *a)
+static void arena_release(struct rs__arena *a)
 {
 	if (a->prev)
 		a->prev->next = a->next;
@@ -320,29 +321,29 @@ static void slab_setup(struct rs__slab *s, unsigned c)
 {
 	s->cls = (int)c;
 	s->size = class_size(c);
-	s->cap = (uint32_t)(SLAB_SIZE / s->size);
+	s->cap = (uint32_t)(RS__SLAB_SIZE / s->size);
 	s->free = NULL;
 	rs__store_relaxed(&s->used, 0);
 	rs__store_relaxed(&s->bump, 0);
 	rs__store_relaxed(&s->remote, NULL);
 	/* a slab of another class before: forget its slot poisoning */
-	UNPOISON(slab_base(s), SLAB_SIZE);
+	UNPOISON(slab_base(s), RS__SLAB_SIZE);
 }
 
 /* A slab with no class, from an arena we hold or a new one. */
 static struct rs__slab *slab_fresh(unsigned c)
 {
-	struct arena *a;
+	struct rs__arena *a;
 	unsigned i;
 
 	if (rs__fault(RS__FAULT_SLAB))
 		return NULL;
 	for (a = arenas; a; a = a->next)
-		if (a->nassigned < NSLABS)
+		if (a->nassigned < RS__NSLABS)
 			break;
 	if (!a && !(a = arena_new()))
 		return NULL;
-	for (i = 1; i < NSLABS; i++)
+	for (i = 1; i < RS__NSLABS; i++)
 		if (a->slabs[i].state == S_FREE)
 			break;
 	a->nassigned++;
@@ -354,7 +355,7 @@ static struct rs__slab *slab_fresh(unsigned c)
  * arenas we keep exceed the retention. */
 static void slab_unassign(struct rs__slab *s)
 {
-	struct arena *a = arena_of(s), *x;
+	struct rs__arena *a = rs__arena_of(s), *x;
 	size_t idle = 0;
 
 	s->cls = -1;
@@ -362,7 +363,7 @@ static void slab_unassign(struct rs__slab *s)
 	if (--a->nassigned > 1)
 		return;
 	for (x = arenas; x; x = x->next)
-		idle += x->nassigned == 1 ? ARENA_SIZE : 0;
+		idle += x->nassigned == 1 ? RS__ARENA_SIZE : 0;
 	if (idle > rs__rt.arena_retain)
 		arena_release(a);
 }
@@ -387,13 +388,13 @@ static void collect(struct rs__slab *s)
 	if (!rs__load_relaxed(&s->remote))
 		return;
 	list = rs__xchg_acquire(&s->remote, NULL);
-	for (h = list; h; h = link_of(h)) {
+	for (h = list; h; h = rs__link_of(h)) {
 		last = h;
 		n++;
 	}
 	if (!last)
 		return;
-	set_link(last, s->free);
+	rs__set_link(last, s->free);
 	s->free = list;
 	rs__store_relaxed(&s->used, rs__load_relaxed(&s->used) - n);
 }
@@ -513,7 +514,7 @@ static struct rs__head *carve(struct rs__slab *s)
 	uint32_t b;
 
 	if (h) {
-		s->free = link_of(h);
+		s->free = rs__link_of(h);
 	} else {
 		b = rs__load_relaxed(&s->bump);
 		if (b == s->cap)
@@ -619,13 +620,13 @@ void *rs__obj_alloc_slow(struct rs__thread *t, size_t bytes)
 
 	if (rs__fault(RS__FAULT_OBJECT))
 		return NULL;
-	if (bytes > MAX_SMALL)
+	if (bytes > RS__MAX_SMALL)
 		return large_alloc(bytes);
-	if (!(h = alloc_slow(t, size_class(bytes))))
+	if (!(h = alloc_slow(t, rs__size_class(bytes))))
 		return NULL;
 	UNPOISON(h + 1, bytes - RS_HEAD_SIZE);
 	VG_ALLOC(h + 1, bytes - RS_HEAD_SIZE);
-	zero_payload(h + 1, bytes - RS_HEAD_SIZE);
+	rs__zero_payload(h + 1, bytes - RS_HEAD_SIZE);
 	return h;
 }
 
@@ -647,13 +648,13 @@ void rs__obj_free(void *p, size_t bytes)
 	uint32_t used;
 	bool unowned;
 
-	if (RS_UNLIKELY(bytes > MAX_SMALL)) {
+	if (RS_UNLIKELY(bytes > RS__MAX_SMALL)) {
 		large_free(p, bytes);
 		return;
 	}
-	s = slab_of(h);
+	s = rs__slab_of(h);
 	self = rs__self();
-	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_DEAD);
+	rs__set_owner(h, RS__TID_DEAD);
 	rs__store_relaxed(&h->bits, RS__B_FREE | RS__B_DEAD);
 	rs__store_relaxed(&h->local, 0);
 	VG_FREE(h + 1);
@@ -661,7 +662,7 @@ void rs__obj_free(void *p, size_t bytes)
 	if (self && rs__load_relaxed(&s->owner) == self) {
 		bool was_full = !has_room(s);
 
-		set_link(h, s->free);
+		rs__set_link(h, s->free);
 		s->free = h;
 		used = rs__load_relaxed(&s->used) - 1;
 		rs__store_relaxed(&s->used, used);
@@ -682,7 +683,7 @@ void rs__obj_free(void *p, size_t bytes)
 	/* release: the header writes above are seen by the collector */
 	old = rs__load_relaxed(&s->remote);
 	do {
-		set_link(h, old);
+		rs__set_link(h, old);
 	} while (!__atomic_compare_exchange_n(&s->remote, &old, h, 0,
 					      __ATOMIC_RELEASE,
 					      __ATOMIC_RELAXED));
@@ -760,7 +761,7 @@ static bool slab_in_use(const struct rs__slab *s)
 
 void rs__heap_walk(rs__walk_fn fn, void *arg)
 {
-	struct arena *a;
+	struct rs__arena *a;
 	struct rs__slab *s;
 	struct rs__head *h;
 	struct large *l;
@@ -769,7 +770,7 @@ void rs__heap_walk(rs__walk_fn fn, void *arg)
 
 	rs__lock(&alloc_lock);
 	for (a = arenas; a; a = a->next) {
-		for (k = 1; k < NSLABS; k++) {
+		for (k = 1; k < RS__NSLABS; k++) {
 			s = &a->slabs[k];
 			if (!slab_in_use(s))
 				continue;
@@ -805,7 +806,7 @@ static bool list_ok(struct rs__slab *s, struct rs__head *h, uint32_t *n)
 	char *base = slab_base(s);
 	uint32_t b = rs__load_relaxed(&s->bump);
 
-	for (*n = 0; h; h = link_of(h)) {
+	for (*n = 0; h; h = rs__link_of(h)) {
 		if ((char *)h < base || (size_t)((char *)h - base) % s->size ||
 		    (size_t)((char *)h - base) / s->size >= b || *n > b)
 			return false;
@@ -818,7 +819,7 @@ static bool list_ok(struct rs__slab *s, struct rs__head *h, uint32_t *n)
 
 long rs__alloc_validate(void)
 {
-	struct arena *a;
+	struct rs__arena *a;
 	struct rs__slab *s;
 	struct rs__head *h;
 	uint32_t local, remote, nfree, i, b, used;
@@ -828,14 +829,14 @@ long rs__alloc_validate(void)
 	rs__lock(&alloc_lock);
 	for (a = arenas; a; a = a->next) {
 		assigned = 1;
-		for (k = 1; k < NSLABS; k++) {
+		for (k = 1; k < RS__NSLABS; k++) {
 			s = &a->slabs[k];
 			if (s->state == S_FREE)
 				continue;
 			assigned++;
 			b = rs__load_relaxed(&s->bump);
 			used = rs__load_relaxed(&s->used);
-			if (s->cls < 0 || s->cap != SLAB_SIZE / s->size || b > s->cap) {
+			if (s->cls < 0 || s->cap != RS__SLAB_SIZE / s->size || b > s->cap) {
 				problems += bad("bad geometry", s);
 				continue;
 			}
@@ -870,15 +871,15 @@ int rs__alloc_slab_class(const void *obj)
 {
 	const struct rs__head *h = rs__head_of(obj);
 	struct rs__slab *s;
-	struct arena *a;
+	struct rs__arena *a;
 	int c = -1;
 
 	rs__lock(&alloc_lock);
 	for (a = arenas; a; a = a->next)
-		if (a == arena_of(h))
+		if (a == rs__arena_of(h))
 			break;
 	if (a) {
-		s = slab_of(h);
+		s = rs__slab_of(h);
 		c = s->state == S_FREE ? -1 : s->cls;
 	}
 	rs__unlock(&alloc_lock);
@@ -887,23 +888,23 @@ int rs__alloc_slab_class(const void *obj)
 
 void rs__alloc_stats(struct rs_stats *out)
 {
-	struct arena *a;
+	struct rs__arena *a;
 	struct rs__slab *s;
 	uint32_t used, b;
 	unsigned k;
 
 	rs__lock(&alloc_lock);
 	for (a = arenas; a; a = a->next) {
-		out->arena_bytes += ARENA_SIZE;
-		for (k = 1; k < NSLABS; k++) {
+		out->arena_bytes += RS__ARENA_SIZE;
+		for (k = 1; k < RS__NSLABS; k++) {
 			s = &a->slabs[k];
 			if (s->state == S_FREE) {
-				out->retained_bytes += SLAB_SIZE;
+				out->retained_bytes += RS__SLAB_SIZE;
 				continue;
 			}
-			out->slab_bytes += SLAB_SIZE;
+			out->slab_bytes += RS__SLAB_SIZE;
 			if (s->state == S_EMPTY)
-				out->retained_bytes += SLAB_SIZE;
+				out->retained_bytes += RS__SLAB_SIZE;
 			used = rs__load_relaxed(&s->used);
 			b = rs__load_relaxed(&s->bump);
 			if (b >= used)

@@ -3,7 +3,8 @@
  * files whose hot paths allocate and free (lib/alloc.c, lib/object.c):
  * rs_new pops from its thread's current slab, and a safepoint pushes a
  * private object's last reference back there, without a call.  The
- * protocol and its invariants are at the top of lib/alloc.c.
+ * protocol and its invariants are at the top of lib/alloc.c.  Every name
+ * here is shared between files and so carries the rs__ (RS__) prefix.
  */
 #ifndef RS_ALLOC_H
 #define RS_ALLOC_H
@@ -12,12 +13,12 @@
 
 #include "internal.h"
 
-#define ARENA_SHIFT 22
-#define ARENA_SIZE ((size_t)1 << ARENA_SHIFT)
-#define SLAB_SHIFT 16
-#define SLAB_SIZE ((size_t)1 << SLAB_SHIFT)
-#define NSLABS (ARENA_SIZE / SLAB_SIZE)
-#define MAX_SMALL 1024
+#define RS__ARENA_SHIFT 22
+#define RS__ARENA_SIZE ((size_t)1 << RS__ARENA_SHIFT)
+#define RS__SLAB_SHIFT 16
+#define RS__SLAB_SIZE ((size_t)1 << RS__SLAB_SHIFT)
+#define RS__NSLABS (RS__ARENA_SIZE / RS__SLAB_SIZE)
+#define RS__MAX_SMALL 1024
 
 /* A slab's descriptor, in the array of its arena's header.  Each takes a
  * 128-byte block of its own (two cache lines, the pair an adjacent-line
@@ -45,13 +46,13 @@ struct rs__slab {
 	unsigned index;			/* in its arena. Sync: immutable */
 };
 
-struct arena {
-	struct arena *next, *prev;	/* Sync: lock */
+struct rs__arena {
+	struct rs__arena *next, *prev;	/* Sync: lock */
 	unsigned nassigned;		/* slabs not FREE. Sync: lock */
-	struct rs__slab slabs[NSLABS];	/* slabs[0] is this header */
+	struct rs__slab slabs[RS__NSLABS];	/* slabs[0] is this header */
 };
 
-_Static_assert(sizeof(struct arena) <= SLAB_SIZE,
+_Static_assert(sizeof(struct rs__arena) <= RS__SLAB_SIZE,
 	       "the arena header fits in slab 0");
 
 /*
@@ -67,29 +68,29 @@ _Static_assert(sizeof(struct arena) <= SLAB_SIZE,
 	((b) <= 32 ? 0 : (b) <= 128 ? ((b) + 15) / 16 - 2 :		\
 	 7 + (RS__CLS_E((b) - 1) - 7) * 8 +				\
 	 (((b) - 1) >> (RS__CLS_E((b) - 1) - 3)) - 8)
-extern const uint8_t rs__cls_of16[MAX_SMALL / 16 + 1];
+extern const uint8_t rs__cls_of16[RS__MAX_SMALL / 16 + 1];
 
-static inline unsigned size_class(size_t bytes)	/* bytes <= MAX_SMALL */
+static inline unsigned rs__size_class(size_t bytes)	/* bytes <= RS__MAX_SMALL */
 {
 	return rs__cls_of16[(bytes + 15) >> 4];
 }
 
-static inline struct arena *arena_of(const void *p)
+static inline struct rs__arena *rs__arena_of(const void *p)
 {
-	return (struct arena *)((uintptr_t)p & ~(uintptr_t)(ARENA_SIZE - 1));
+	return (struct rs__arena *)((uintptr_t)p & ~(uintptr_t)(RS__ARENA_SIZE - 1));
 }
 
-static inline struct rs__slab *slab_of(const void *p)
+static inline struct rs__slab *rs__slab_of(const void *p)
 {
-	return &arena_of(p)->slabs[((uintptr_t)p >> SLAB_SHIFT) % NSLABS];
+	return &rs__arena_of(p)->slabs[((uintptr_t)p >> RS__SLAB_SHIFT) % RS__NSLABS];
 }
 
-static inline struct rs__head *link_of(struct rs__head *h)
+static inline struct rs__head *rs__link_of(struct rs__head *h)
 {
 	return (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->shared);
 }
 
-static inline void set_link(struct rs__head *h, struct rs__head *next)
+static inline void rs__set_link(struct rs__head *h, struct rs__head *next)
 {
 	rs__store_relaxed(&h->shared, (int64_t)(uintptr_t)next);
 }
@@ -106,24 +107,24 @@ static inline void set_link(struct rs__head *h, struct rs__head *next)
  */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
 	(defined(RS_VALGRIND) && RS_VALGRIND)
-#define ZERO_EXACT 1
+#define RS__ZERO_EXACT 1
 #else
-#define ZERO_EXACT 0
+#define RS__ZERO_EXACT 0
 #endif
 
-typedef uint64_t zero16 __attribute__((vector_size(16)));
+typedef uint64_t rs__zero16 __attribute__((vector_size(16)));
 
-static inline void zero_payload(void *p, size_t n)
+static inline void rs__zero_payload(void *p, size_t n)
 {
-	zero16 *w = p;
+	rs__zero16 *w = p;
 	size_t i;
 
-	if (ZERO_EXACT || n > 256) {
+	if (RS__ZERO_EXACT || n > 256) {
 		memset(p, 0, n);
 		return;
 	}
 	for (i = 0; i < (n + 15) / 16; i++) {
-		w[i] = (zero16){0, 0};
+		w[i] = (rs__zero16){0, 0};
 		__asm__("" : "+r"(w));
 	}
 }
@@ -138,17 +139,17 @@ static inline struct rs__head *rs__obj_alloc_fast(struct rs__thread *t,
 	struct rs__slab *s;
 	struct rs__head *h;
 
-	if (RS_UNLIKELY(bytes > MAX_SMALL ||
+	if (RS_UNLIKELY(bytes > RS__MAX_SMALL ||
 			rs__load_relaxed(&rs__fault_n[RS__FAULT_OBJECT]) > 0))
 		return NULL;
-	s = t->heap.cur[size_class(bytes)];
+	s = t->heap.cur[rs__size_class(bytes)];
 	if (RS_UNLIKELY(!s || !(h = s->free)))
 		return NULL;
-	s->free = link_of(h);
+	s->free = rs__link_of(h);
 	rs__store_relaxed(&s->used, rs__load_relaxed(&s->used) + 1);
 	UNPOISON(h + 1, bytes - RS_HEAD_SIZE);
 	VG_ALLOC(h + 1, bytes - RS_HEAD_SIZE);
-	zero_payload(h + 1, bytes - RS_HEAD_SIZE);
+	rs__zero_payload(h + 1, bytes - RS_HEAD_SIZE);
 	return h;
 }
 
@@ -171,17 +172,17 @@ static inline bool rs__obj_free_cur(struct rs__thread *t, struct rs__head *h, si
 {
 	struct rs__slab *s;
 
-	if (RS_UNLIKELY(bytes > MAX_SMALL))
+	if (RS_UNLIKELY(bytes > RS__MAX_SMALL))
 		return false;
-	s = slab_of(h);
-	if (RS_UNLIKELY(t->heap.cur[size_class(bytes)] != s))
+	s = rs__slab_of(h);
+	if (RS_UNLIKELY(t->heap.cur[rs__size_class(bytes)] != s))
 		return false;
-	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_DEAD);
+	rs__set_owner(h, RS__TID_DEAD);
 	rs__store_relaxed(&h->bits, RS__B_FREE | RS__B_DEAD);
 	rs__store_relaxed(&h->local, 0);
 	VG_FREE(h + 1);
 	POISON(h + 1, s->size - RS_HEAD_SIZE);
-	set_link(h, s->free);
+	rs__set_link(h, s->free);
 	s->free = h;
 	rs__store_relaxed(&s->used, rs__load_relaxed(&s->used) - 1);
 	return true;

@@ -118,7 +118,7 @@ static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
 		rs__push_dying(t, h);	/* true count 0: nobody else holds it */
 		return;
 	}
-	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
+	rs__set_owner(h, RS__TID_MERGED);
 	for (;;) {
 		if (RS__S_STATE(w) == RS__S_QUEUED)
 			return;	/* its queue entry merges it */
@@ -156,7 +156,7 @@ static void merge(struct rs__thread *t, void *obj, bool on_the_spot)
 	int64_t w = rs__load_acquire(&h->shared), total;
 
 	rs__store_relaxed(&h->local, 0);
-	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
+	rs__set_owner(h, RS__TID_MERGED);
 	if (on_the_spot)
 		rs__bump_owner(&t->c.merges_on_the_spot, 1);
 	do {
@@ -266,7 +266,7 @@ void rs__decref_now(struct rs__thread *t, void *obj)
 	if (bits & RS__B_IMMORTAL)
 		return;
 	rs__check_alive("rs_decref", h, bits);
-	tid = rs__load_relaxed(&h->tid);
+	tid = rs__owner_of(h);
 	if (tid == rs__tls.tid) {
 		local = rs__load_relaxed(&h->local);
 		if (RS_UNLIKELY(local == 0))

@@ -210,11 +210,11 @@ void rs__decref_or_wait(struct rs__thread *t, void *obj)
 	if (rs_decref(obj) == 0 || errno != ENOMEM)
 		return;
 	rs__synchronize();
-	was = t->in_safepoint;
-	t->in_safepoint = 1;	/* destroy callbacks must not reenter */
+	was = t->no_reentry;
+	t->no_reentry = 1;	/* destroy callbacks must not reenter */
 	rs__decref_now(t, obj);
 	rs__cascade(t);
-	t->in_safepoint = was;
+	t->no_reentry = was;
 }
 
 /*

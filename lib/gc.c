@@ -108,7 +108,7 @@ static struct rs__thread *role_holder;	/* Sync: role_lock */
 
 /*
  * Take the role (reentrant).  A thread that must wait goes offline first.
- * One that cannot (inside a destroy callback: in_safepoint) must not wait
+ * One that cannot (inside a destroy callback: no_reentry) must not wait
  * online, or the holder's next stop would wait for it forever: it gets
  * false (and EDEADLK), as when `wait` is false and the role is taken.
  */
@@ -123,7 +123,7 @@ bool rs__gc_role_take(struct rs__thread *t, bool wait)
 	if (!wait && rs__load_relaxed(&role_holder))
 		return false;	/* no lock traffic while a collection runs */
 	pthread_mutex_lock(&role_lock);
-	if (role_holder && (!wait || t->in_safepoint)) {
+	if (role_holder && (!wait || t->no_reentry)) {
 		pthread_mutex_unlock(&role_lock);
 		errno = EDEADLK;
 		return false;
@@ -174,7 +174,7 @@ static inline int64_t true_count(struct rs__head *h)
  */
 static inline int64_t refs_of(struct rs__head *h)
 {
-	return (int64_t)rs__load_relaxed(&h->tid);
+	return rs__gc_refs(h);
 }
 
 static void mark(void *o, int64_t minus)
@@ -184,15 +184,15 @@ static void mark(void *o, int64_t minus)
 	int64_t refs = (bits & RS__B_IMMORTAL) ? IMMORTAL_REFS
 					       : true_count(h) - minus;
 
-	rs__gc_of(h)->saved = rs__load_relaxed(&h->tid);
-	rs__store_relaxed(&h->tid, (uint64_t)refs);
+	rs__gc_of(h)->saved = rs__owner_of(h);
+	rs__set_gc_refs(h, refs);
 	rs__store_relaxed(&h->bits, bits | RS__B_GC);
 }
 
 /* The object leaves the set: clear `clear`, set `set`, restore the tid. */
 static void unmark(struct rs__head *h, uint32_t set, uint32_t clear)
 {
-	rs__store_relaxed(&h->tid, rs__gc_of(h)->saved);
+	rs__set_owner(h, rs__gc_of(h)->saved);
 	rs__bits_set(h, set, clear);
 }
 
@@ -240,7 +240,7 @@ static inline void subtract_one(void *child)
 	struct rs__head *h = rs__head_of(child);
 
 	if (rs__bits(h) & RS__B_GC)
-		rs__store_relaxed(&h->tid, rs__load_relaxed(&h->tid) - 1);
+		rs__set_gc_refs(h, rs__gc_refs(h) - 1);
 }
 
 static void visit_subtract(void *child, void *arg)
@@ -346,11 +346,11 @@ struct coll {
 /* Destroy what this thread's dying list holds; it may park meanwhile. */
 static void cascade(struct rs__thread *t)
 {
-	int was = t->in_safepoint;
+	int was = t->no_reentry;
 
-	t->in_safepoint = 1;
+	t->no_reentry = 1;
 	rs__cascade(t);
-	t->in_safepoint = was;
+	t->no_reentry = was;
 }
 
 static void stop(struct coll *c)
@@ -426,7 +426,7 @@ static inline void full_one(void *x)
 		return;
 	if (!(bits & RS__B_GC))
 		mark(x, 0);
-	rs__store_relaxed(&h->tid, rs__load_relaxed(&h->tid) - 1);
+	rs__set_gc_refs(h, rs__gc_refs(h) - 1);
 }
 
 static void visit_full(void *child, void *arg)
@@ -470,7 +470,7 @@ static void hold(void *o)
 	int64_t total = true_count(h);
 
 	rs__store_relaxed(&h->local, 0);
-	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
+	rs__set_owner(h, RS__TID_MERGED);
 	rs__store_relaxed(&h->shared, (int64_t)(((uint64_t)total + 1) <<
 						RS__S_SHIFT) | RS__S_MERGED);
 }
@@ -501,7 +501,7 @@ static void release(struct coll *c)
 	size_t i;
 	void *o;
 
-	t->in_safepoint = 1;
+	t->no_reentry = 1;
 	for (i = 0; i < c->ngarb; i++) {
 		o = c->garb[i];
 		rs__head_of(o)->type->traverse(o, visit_release, t);
@@ -510,7 +510,7 @@ static void release(struct coll *c)
 		rs__obj_destroy(t, rs__head_of(c->garb[i]));
 	c->collected += (long)c->ngarb;
 	rs__cascade(t);
-	t->in_safepoint = 0;
+	t->no_reentry = 0;
 }
 
 /* Keep the garbage in the uncollectable list (debug SAVEALL), logged in
@@ -781,7 +781,7 @@ void rs__gc_auto(struct rs__thread *t)
 {
 	int gen;
 
-	if (t->gc_depth || t->in_safepoint || !rs__load_relaxed(&rs__gc.enabled) ||
+	if (t->gc_depth || t->no_reentry || !rs__load_relaxed(&rs__gc.enabled) ||
 	    rs__load_relaxed(&rs__gc.threshold[0]) <= 0) {
 		rs__store_relaxed(&rs__gc_requested, 0);
 		return;

@@ -34,7 +34,7 @@ long rs_gc_collect(int gen)
 		errno = EINVAL;
 		return -1;
 	}
-	if (t->gc_depth || t->in_safepoint)
+	if (t->gc_depth || t->no_reentry)
 		return 0;	/* from a callback of a collection, or a destroy */
 	was_offline = rs__load_relaxed(&t->state) != RS__T_ONLINE;
 	if (was_offline)

@@ -98,6 +98,50 @@ extern char rs__tsan_gp;
 #define RS__TID_DEAD 3u		/* destroyed (debug builds keep the header) */
 #define RS__TID_SLOT(tid) ((uint32_t)((tid) & ((1u << RS_SLOT_BITS) - 1)))
 
+/*
+ * The header's `tid` word has three uses, one at a time:
+ *   - the owner's id, or RS__TID_* for no owner (rs__owner_of,
+ *     rs__set_owner): while the object can be counted;
+ *   - the next object of a thread's dying list (rs__dying_next,
+ *     rs__set_dying_next): from the count reaching zero (DYING) until the
+ *     cascade frees it (lib/object.c);
+ *   - gc_refs (rs__gc_refs, rs__set_gc_refs): while the world is stopped and
+ *     the object is in the set being collected (RS__B_GC), the owner id
+ *     waiting in its trailer's `saved` (lib/gc.c).
+ * The inline fast paths of include/refstore.h read it as the owner id
+ * directly.  All accesses are relaxed atomics.
+ */
+static inline uint64_t rs__owner_of(const struct rs__head *h)
+{
+	return rs__load_relaxed(&h->tid);
+}
+
+static inline void rs__set_owner(struct rs__head *h, uint64_t owner)
+{
+	rs__store_relaxed(&h->tid, owner);
+}
+
+static inline struct rs__head *rs__dying_next(const struct rs__head *h)
+{
+	return (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->tid);
+}
+
+static inline void rs__set_dying_next(struct rs__head *h,
+				      struct rs__head *next)
+{
+	rs__store_relaxed(&h->tid, (uint64_t)(uintptr_t)next);
+}
+
+static inline int64_t rs__gc_refs(const struct rs__head *h)
+{
+	return (int64_t)rs__load_relaxed(&h->tid);
+}
+
+static inline void rs__set_gc_refs(struct rs__head *h, int64_t refs)
+{
+	rs__store_relaxed(&h->tid, (uint64_t)refs);
+}
+
 /* The shared word: count in the high bits, state in the low two. */
 #define RS__S_SHIFT 2
 #define RS__S_MASK 3
@@ -344,8 +388,16 @@ struct rs__thread {
 	size_t nsealed;
 	void **priv;			/* private decrements: next safepoint */
 	size_t npriv, privcap;
-	struct rs__head *dying;		/* destruction cascade, linked by tid */
-	int in_safepoint;		/* no reentry from destroy callbacks */
+	struct rs__head *dying;		/* destruction cascade, linked by
+					   rs__dying_next */
+	int no_reentry;			/* set while this thread applies
+					   decrements and runs the cascade
+					   (a safepoint's work, a flush, a
+					   collection's frees, detach, the fork
+					   child): destroy callbacks run then and
+					   must not reenter (rs_safepoint does
+					   nothing, rs_offline and
+					   rs_thread_detach refuse) */
 
 	bool self_sync;			/* reclaimer unavailable: wait for
 					   grace periods at safepoints */

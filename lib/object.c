@@ -86,7 +86,7 @@ static void obj_release(struct rs__head *h, size_t bytes)
 
 	if (RS_DEBUG) {
 		memset(h + 1, RS_FILL_DEAD, h->type->size);
-		rs__store_relaxed(&h->tid, (uint64_t)RS__TID_DEAD);
+		rs__set_owner(h, RS__TID_DEAD);
 		rs__or_relaxed(&h->bits, RS__B_DEAD);
 		/* a read of a quarantined object is a use after free */
 		POISON(h + 1, h->type->size);
@@ -165,7 +165,7 @@ void rs__push_dying(struct rs__thread *t, struct rs__head *h)
 	if (bits & RS__B_TRACKED)
 		rs__gc_untrack(t, h);
 	rs__store_relaxed(&h->bits, bits | RS__B_DYING);
-	rs__store_relaxed(&h->tid, (uint64_t)(uintptr_t)t->dying);
+	rs__set_dying_next(h, t->dying);
 	t->dying = h;
 }
 
@@ -180,10 +180,10 @@ void rs__cascade(struct rs__thread *t)
 	struct rs__head *h;
 	const rs_type *type;
 	unsigned n = 0;
-	bool may_park = t == rs__self() && t->in_safepoint;
+	bool may_park = t == rs__self() && t->no_reentry;
 
 	while ((h = t->dying)) {
-		t->dying = (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->tid);
+		t->dying = rs__dying_next(h);
 		type = h->type;
 		if (rs__load_relaxed(&h->bits) & RS__B_WEAKREFS)
 			rs__weak_clear(t, h);
@@ -219,7 +219,7 @@ size_t rs__release_dying(struct rs__thread *t, size_t budget)
 	size_t n = 0;
 
 	while (n < budget && (h = t->dying)) {
-		t->dying = (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->tid);
+		t->dying = rs__dying_next(h);
 		bits = rs__load_relaxed(&h->bits);
 		if (!(bits & RS__B_RELEASED)) {	/* not by an earlier call */
 			rs__store_relaxed(&h->bits, bits | RS__B_RELEASED);
@@ -227,14 +227,14 @@ size_t rs__release_dying(struct rs__thread *t, size_t budget)
 				h->type->traverse(h + 1, cascade_visit, t);
 		}
 		if (last)
-			rs__store_relaxed(&last->tid, (uint64_t)(uintptr_t)h);
+			rs__set_dying_next(last, h);
 		else
 			done = h;
 		last = h;
 		n++;
 	}
 	if (last) {
-		rs__store_relaxed(&last->tid, (uint64_t)(uintptr_t)t->dying);
+		rs__set_dying_next(last, t->dying);
 		t->dying = done;
 	}
 	return n;
@@ -259,7 +259,7 @@ int rs__decref_slow(void *obj)
 	uint32_t bits = rs__load_relaxed(&h->bits);
 	bool private_obj;
 
-	if (!RS_DEBUG && RS_LIKELY(rs__load_relaxed(&h->tid) == rs__tls.tid &&
+	if (!RS_DEBUG && RS_LIKELY(rs__owner_of(h) == rs__tls.tid &&
 				   !(bits & (RS__B_PUBLISHED | RS__B_TRACKED |
 					     RS__B_DYING)) &&
 				   rs__load_relaxed(&h->local) == 1) &&
@@ -271,7 +271,7 @@ int rs__decref_slow(void *obj)
 	if (bits & RS__B_IMMORTAL)
 		return 0;
 	rs__check_alive("rs_decref", h, bits);
-	private_obj = rs__load_relaxed(&h->tid) == rs__tls.tid &&
+	private_obj = rs__owner_of(h) == rs__tls.tid &&
 		      !(bits & RS__B_PUBLISHED);
 	if (RS_DEBUG && private_obj && rs__load_relaxed(&h->local) == 0)
 		rs__die("rs_decref", obj, "count underflow on object of type '%s'",
@@ -307,7 +307,7 @@ size_t rs__free_private_run(struct rs__thread *t, int64_t *bytes)
 		type = h->type;
 		if (rs__load_relaxed(&h->bits) != 0 ||
 		    rs__load_relaxed(&h->local) != 1 ||
-		    rs__load_relaxed(&h->tid) != rs__tls.tid ||
+		    rs__owner_of(h) != rs__tls.tid ||
 		    rs__load_relaxed(&h->shared) != 0 ||
 		    type->traverse || type->destroy)
 			break;
@@ -423,7 +423,7 @@ int rs_immortalize(void *obj)
 	if (publish(obj))
 		return -1;
 	rs__or_relaxed(&h->bits, RS__B_IMMORTAL);
-	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_IMMORTAL);
+	rs__set_owner(h, RS__TID_IMMORTAL);
 	return 0;
 }
 

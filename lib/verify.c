@@ -184,8 +184,8 @@ static void verify_queue(struct verify *v, struct rs__thread *t)
 		/* the owner may have given up ownership (tid MERGED) while
 		 * the object waits in its queue */
 		if (RS__S_STATE(rs__load_relaxed(&h->shared)) != RS__S_QUEUED ||
-		    (rs__load_relaxed(&h->tid) != t->tid &&
-		     rs__load_relaxed(&h->tid) != RS__TID_MERGED))
+		    (rs__owner_of(h) != t->tid &&
+		     rs__owner_of(h) != RS__TID_MERGED))
 			problem(v, "%p (type '%s') is in a merge queue but not "
 				"queued to that thread", t->queue[i],
 				name_of(t->queue[i]));
@@ -215,7 +215,7 @@ static void walk_visit(void *obj, void *arg)
 			obj, name_of(obj));
 		return;
 	}
-	if (rs__load_relaxed(&h->tid) == RS__TID_DEAD)
+	if (rs__owner_of(h) == RS__TID_DEAD)
 		problem(v, "%p (type '%s') is live but its header says freed",
 			obj, name_of(obj));
 }
@@ -255,7 +255,7 @@ long rs_heap_verify(void)
 		verify_logs(&v, t);
 		verify_queue(&v, t);
 		for (h = t->dying; h;
-		     h = (struct rs__head *)(uintptr_t)rs__load_relaxed(&h->tid))
+		     h = rs__dying_next(h))
 			tally_add(&v.dying, h + 1);
 	}
 	rs__heap_walk(walk_visit, &v);

@@ -143,7 +143,7 @@ static void delete_slot(struct slot *s)
 /* Count h if it is not dead: see the protocol at the top. */
 bool rs__tryincref(struct rs__head *h)
 {
-	uint64_t tid = rs__load_relaxed(&h->tid);
+	uint64_t tid = rs__owner_of(h);
 	uint32_t bits = rs__load_relaxed(&h->bits), local;
 	int64_t w;
 

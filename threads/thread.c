@@ -121,7 +121,7 @@ int rs_thread_attach(void)
 	t->tid = tid;
 	rs__unlock(&t->qlock);
 	t->pthread = pthread_self();
-	t->in_safepoint = 0;
+	t->no_reentry = 0;
 	t->self_sync = false;
 	rs__defer_adopt(t, NULL);	/* decrements left by a fork's dead */
 	urcu_qsbr_register_thread();
@@ -159,7 +159,7 @@ int rs_thread_detach(void)
 
 	if (!t)
 		return 0;
-	if (t->in_safepoint || t->gc_depth || t->in_weak_cb) {
+	if (t->no_reentry || t->gc_depth || t->in_weak_cb) {
 		errno = EDEADLK;	/* from a destroy callback, a
 					   collection's finalizer or callback,
 					   or a weak-reference callback (whose
@@ -170,17 +170,17 @@ int rs_thread_detach(void)
 	if (rs__load_relaxed(&t->state) != RS__T_ONLINE)
 		rs_online();
 	rs_safepoint();
-	t->in_safepoint = 1;	/* destroy callbacks must not reenter */
+	t->no_reentry = 1;	/* destroy callbacks must not reenter */
 	for (;;) {
 		rs__defer_flush(t);	/* every logged decrement applied */
 		if (!t->callbacks)
 			break;
 		/* weak-reference callbacks may log more */
-		t->in_safepoint = 0;
+		t->no_reentry = 0;
 		rs__weak_run_callbacks(t);
 		if (rs__load_relaxed(&t->state) != RS__T_ONLINE)
 			rs_online();	/* a callback went offline */
-		t->in_safepoint = 1;
+		t->no_reentry = 1;
 	}
 	rs__gc_thread_exit(t);
 
@@ -191,7 +191,7 @@ int rs_thread_detach(void)
 	rs__weak_orphan_callbacks(t);	/* too late to run them here */
 	rs__defer_release(t);
 	rs__alloc_thread_exit(t, true);	/* slabs back to the shared pools */
-	t->in_safepoint = 0;
+	t->no_reentry = 0;
 
 	/* Offline for urcu before DEAD: a DEAD thread counts as stopped, and
 	 * a fork's prepare step may then hold the registry lock we wait for
@@ -239,7 +239,7 @@ void rs__thread_fork_child(void)
 
 	rs__lock_reinit(&rs__registry_lock);
 	if (self)
-		self->in_safepoint = 1;	/* destroy callbacks must not reenter */
+		self->no_reentry = 1;	/* destroy callbacks must not reenter */
 	for (slot = 1; slot <= rs__nslots; slot++) {
 		t = rs__slots[slot];
 		rs__lock_reinit(&t->qlock);
@@ -266,7 +266,7 @@ void rs__thread_fork_child(void)
 		rs__store_relaxed(&nattached, nattached - 1);
 	}
 	if (self)
-		self->in_safepoint = 0;
+		self->no_reentry = 0;
 	rs__defer_resubmit_all();
 	rs__reclaim_fork_done();	/* may start the reclaimer now */
 	if (rs__alloc_reap_wanted())

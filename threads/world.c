@@ -115,7 +115,7 @@ static int safepoint_slow(struct rs__thread *t)
 {
 	if (RS_DEBUG)
 		rs__assert_no_locks("rs_safepoint");
-	t->in_safepoint = 1;
+	t->no_reentry = 1;
 	if (rs__load_relaxed(&rs__stop_requested)) {
 		rs__defer_before_park(t);
 		park(t);
@@ -124,7 +124,7 @@ static int safepoint_slow(struct rs__thread *t)
 	rs__defer_safepoint(t);
 	if (t->dying)	/* released before parking: destroy it now */
 		rs__cascade(t);
-	t->in_safepoint = 0;
+	t->no_reentry = 0;
 	/* user code: weak-reference callbacks, then a requested collection
 	 * (unless a callback detached the thread) */
 	if (t->callbacks || rs__load_relaxed(&rs__weak_orphans))
@@ -140,7 +140,7 @@ int rs_safepoint(void)
 
 	if (RS_UNLIKELY(!t))
 		return -1;
-	if (RS_UNLIKELY(t->in_safepoint))
+	if (RS_UNLIKELY(t->no_reentry))
 		return 0;	/* from a destroy callback */
 	RS_TSAN_QUIESCENT();
 	urcu_qsbr_quiescent_state();
@@ -186,7 +186,7 @@ int rs_offline(void)
 
 	if (!t)
 		return -1;
-	if (t->in_safepoint) {
+	if (t->no_reentry) {
 		errno = EDEADLK;
 		return -1;
 	}
