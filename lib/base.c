@@ -1,10 +1,11 @@
 /*
  * base.c - the bottom layer: what every other file may call and what calls
  * nothing of ours.  Fatal errors (rs__die), the clock, locks whose order is
- * checked in debug builds, the tests' fault-injection sites, and the thread
- * identity the API-entry check reads (rs__tls; the check itself is inline in
- * internal.h: rs__api_thread).  Nothing here knows about objects, threads'
- * records beyond the pointer, or the world.
+ * checked in debug builds, the tests' fault-injection sites, and the shared
+ * tables every layer reads: the thread identity the API-entry check reads
+ * (rs__tls; the check itself is inline in internal.h: rs__api_thread), the
+ * configuration in force (rs__rt) and the thread registry's table.  Nothing
+ * here knows about objects or the world.
  */
 #define RS_BUILDING 1
 #include "internal.h"
@@ -14,9 +15,24 @@
 #include <stdlib.h>
 #include <time.h>
 
+/* ---------------------------------------------------------------------- */
+/* Shared tables: data that every layer reads, written by the top          */
+/* ---------------------------------------------------------------------- */
+
 /* Who the calling thread is: its id (0 when not attached) and its record.
  * Written by rs_thread_attach and rs_thread_detach (threads/thread.c). */
 __thread struct rs__tls rs__tls __attribute__((tls_model("initial-exec")));
+
+/* The configuration in force: set by rs_init (lib/runtime.c). */
+struct rs__runtime rs__rt;
+
+/* The thread registry's table: every thread record ever made, by slot, and
+ * the counters of detached threads.  Attach and detach (threads/thread.c)
+ * change it; everything that walks the threads reads it. */
+struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
+uint32_t rs__nslots;
+rs__mutex rs__registry_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_REGISTRY};
+struct rs__counters rs__retired;
 
 /* ---------------------------------------------------------------------- */
 /* Diagnostics and the clock                                               */

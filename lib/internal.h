@@ -423,13 +423,25 @@ struct rs__runtime {
 	int report_leaks;	/* Sync: immutable after init */
 	size_t arena_retain;	/* Sync: immutable after init */
 };
+
+/* ------------------------------------------------------------------------ */
+/* lib/base.c: the shared tables (written by the top, read by every layer)   */
+/* ------------------------------------------------------------------------ */
 extern struct rs__runtime rs__rt;
+static inline bool rs__runtime_up(void)
+{
+	return rs__load_acquire(&rs__rt.initialized);
+}
+/* The thread registry's table (attach and detach: threads/thread.c). */
+extern struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
+extern uint32_t rs__nslots;		/* Sync: atomic; slots 1..n in use */
+extern rs__mutex rs__registry_lock;
+extern struct rs__counters rs__retired;	/* Sync: registry lock */
 
 /* ------------------------------------------------------------------------ */
 /* lib/runtime.c (the top: rs_init, rs_shutdown, rs_stats)                  */
 /* ------------------------------------------------------------------------ */
 int rs__ensure_init(void);
-bool rs__runtime_up(void);
 
 /* ------------------------------------------------------------------------ */
 /* lib/alloc.c                                                               */
@@ -594,10 +606,6 @@ void rs__weak_fork_child(void);
 /* ------------------------------------------------------------------------ */
 /* threads/thread.c                                                          */
 /* ------------------------------------------------------------------------ */
-extern struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
-extern uint32_t rs__nslots;		/* Sync: atomic; slots 1..n in use */
-extern rs__mutex rs__registry_lock;
-extern struct rs__counters rs__retired;	/* Sync: registry lock */
 size_t rs__attached_count(void);
 size_t rs__attached_hint(void);
 void rs__thread_fork_child(void);

@@ -3,7 +3,8 @@
  * rs_shutdown, configuration from the environment), statistics (rs_stats)
  * and the leak report.  Everything below it (lib/base.c up to the collector)
  * is called from here; nothing calls up into it but rs__ensure_init (the
- * first attach starts the runtime) and rs__runtime_up.
+ * first attach starts the runtime).  The configuration it sets, rs__rt, is
+ * defined in lib/base.c.
  */
 #define RS_BUILDING 1
 #include "internal.h"
@@ -13,7 +14,6 @@
 #include <string.h>
 
 
-struct rs__runtime rs__rt;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
@@ -105,11 +105,6 @@ int rs__ensure_init(void)
 		rc = init_locked(NULL);
 	pthread_mutex_unlock(&init_lock);
 	return rc;
-}
-
-bool rs__runtime_up(void)
-{
-	return rs__load_acquire(&rs__rt.initialized);
 }
 
 /* Leaks by type, found by the heap walk (no thread is attached). */

@@ -19,11 +19,6 @@
 #include <string.h>
 #include <urcu/static/urcu-qsbr.h>	/* struct urcu_qsbr_reader, for fork */
 
-struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
-uint32_t rs__nslots;
-rs__mutex rs__registry_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_REGISTRY};
-struct rs__counters rs__retired;
-
 /* Sync: registry lock */
 static uint32_t free_slots[RS_MAX_THREADS];
 static uint32_t nfree;
