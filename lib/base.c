@@ -33,6 +33,25 @@ struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
 uint32_t rs__nslots;
 rs__mutex rs__registry_lock = {PTHREAD_MUTEX_INITIALIZER, RS__L_REGISTRY};
 struct rs__counters rs__retired;
+size_t rs__nattached;	/* Sync: registry lock; relaxed stores, so
+			   rs__attached_hint may read it without */
+
+/* The attached threads now or a moment ago, without the lock: for
+ * heuristics (lib/gc.c holds_share). */
+size_t rs__attached_hint(void)
+{
+	return rs__load_relaxed(&rs__nattached);
+}
+
+size_t rs__attached_count(void)
+{
+	size_t n;
+
+	rs__lock(&rs__registry_lock);
+	n = rs__nattached;
+	rs__unlock(&rs__registry_lock);
+	return n;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Diagnostics and the clock                                               */

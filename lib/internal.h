@@ -437,6 +437,9 @@ extern struct rs__thread *rs__slots[RS_MAX_THREADS + 1];
 extern uint32_t rs__nslots;		/* Sync: atomic; slots 1..n in use */
 extern rs__mutex rs__registry_lock;
 extern struct rs__counters rs__retired;	/* Sync: registry lock */
+extern size_t rs__nattached;		/* Sync: registry lock (relaxed) */
+size_t rs__attached_count(void);
+size_t rs__attached_hint(void);
 
 /* ------------------------------------------------------------------------ */
 /* lib/runtime.c (the top: rs_init, rs_shutdown, rs_stats)                  */
@@ -606,10 +609,7 @@ void rs__weak_fork_child(void);
 /* ------------------------------------------------------------------------ */
 /* threads/thread.c                                                          */
 /* ------------------------------------------------------------------------ */
-size_t rs__attached_count(void);
-size_t rs__attached_hint(void);
 void rs__thread_fork_child(void);
-void rs__thread_reset(void);
 
 /* ------------------------------------------------------------------------ */
 /* threads/world.c                                                           */

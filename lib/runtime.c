@@ -177,7 +177,12 @@ long rs_shutdown(void)
 		leak_report();
 	}
 	pthread_mutex_lock(&init_lock);
-	rs__thread_reset();
+	/* forget the retired counters (the thread records stay for reuse) */
+	rs__lock(&rs__registry_lock);
+	memset(&rs__retired, 0, sizeof(rs__retired));
+	rs__store_relaxed(&rs__unattached_freed[0], 0);
+	rs__store_relaxed(&rs__unattached_freed[1], 0);
+	rs__unlock(&rs__registry_lock);
 	rs__world_reset();
 	rs__store_release(&rs__rt.initialized, 0);
 	pthread_mutex_unlock(&init_lock);

@@ -23,8 +23,6 @@
 static uint32_t free_slots[RS_MAX_THREADS];
 static uint32_t nfree;
 static uint64_t slot_gen[RS_MAX_THREADS + 1];
-static size_t nattached;	/* Sync: registry lock; relaxed stores, so
-				   rs__attached_hint may read it without */
 /* urcu reader record of each attached thread, for the fork child */
 static struct urcu_qsbr_reader *readers[RS_MAX_THREADS + 1];
 
@@ -122,7 +120,7 @@ int rs_thread_attach(void)
 	urcu_qsbr_register_thread();
 	urcu_qsbr_thread_offline();
 	readers[t->slot] = &URCU_TLS(urcu_qsbr_reader);
-	rs__store_relaxed(&nattached, nattached + 1);
+	rs__store_relaxed(&rs__nattached, rs__nattached + 1);
 	/* Born offline; rs_online below joins the world (and waits if it is
 	 * stopped).  The seq_cst store comes last: a stopped world (the
 	 * verifier) may read this thread's fields once it sees OFFLINE. */
@@ -144,7 +142,7 @@ static void slot_release(struct rs__thread *t)
 	counters_fold(&rs__retired, &t->c);
 	readers[t->slot] = NULL;
 	free_slots[nfree++] = t->slot;
-	rs__store_relaxed(&nattached, nattached - 1);
+	rs__store_relaxed(&rs__nattached, rs__nattached - 1);
 	rs__unlock(&rs__registry_lock);
 }
 
@@ -200,23 +198,6 @@ int rs_thread_detach(void)
 	return 0;
 }
 
-/* The attached threads now or a moment ago, without the lock: for
- * heuristics (lib/gc.c holds_share). */
-size_t rs__attached_hint(void)
-{
-	return rs__load_relaxed(&nattached);
-}
-
-size_t rs__attached_count(void)
-{
-	size_t n;
-
-	rs__lock(&rs__registry_lock);
-	n = nattached;
-	rs__unlock(&rs__registry_lock);
-	return n;
-}
-
 /*
  * The fork child: only the forking thread exists.  Every other attached
  * thread is gone: its queue is merged, its logged decrements are adopted
@@ -258,7 +239,7 @@ void rs__thread_fork_child(void)
 			readers[slot] = NULL;
 		}
 		free_slots[nfree++] = slot;
-		rs__store_relaxed(&nattached, nattached - 1);
+		rs__store_relaxed(&rs__nattached, rs__nattached - 1);
 	}
 	if (self)
 		self->no_reentry = 0;
@@ -266,14 +247,4 @@ void rs__thread_fork_child(void)
 	rs__reclaim_fork_done();	/* may start the reclaimer now */
 	if (rs__alloc_reap_wanted())
 		rs__gp_request();	/* the dead threads' emptied slabs */
-}
-
-/* After rs_shutdown: forget every slot (the structs stay for reuse). */
-void rs__thread_reset(void)
-{
-	rs__lock(&rs__registry_lock);
-	memset(&rs__retired, 0, sizeof(rs__retired));
-	rs__store_relaxed(&rs__unattached_freed[0], 0);
-	rs__store_relaxed(&rs__unattached_freed[1], 0);
-	rs__unlock(&rs__registry_lock);
 }
