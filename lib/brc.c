@@ -313,6 +313,19 @@ void *rs__incref_slow(void *obj)
 	return obj;
 }
 
+/* Take o's whole queue, leaving it empty (o's queue lock held); the caller
+ * merges the entries and frees the array. */
+static void **queue_take(struct rs__thread *o, size_t *n)
+{
+	void **q = o->queue;
+
+	*n = o->qn;
+	o->queue = NULL;
+	o->qn = o->qcap = 0;
+	rs__store_relaxed(&o->queue_hint, 0);
+	return q;
+}
+
 /* Take o's queue and merge it for o: by o itself at a safepoint, or by a
  * collector while the world is stopped.  Objects reaching zero go to by's
  * dying list. */
@@ -324,11 +337,7 @@ static void merge_queue(struct rs__thread *o, struct rs__thread *by)
 	if (!rs__load_relaxed(&o->queue_hint))
 		return;
 	rs__lock(&o->qlock);
-	q = o->queue;
-	n = o->qn;
-	o->queue = NULL;
-	o->qn = o->qcap = 0;
-	rs__store_relaxed(&o->queue_hint, 0);
+	q = queue_take(o, &n);
 	rs__unlock(&o->qlock);
 	for (i = 0; i < n; i++)
 		merge_queued(by, q[i]);
@@ -361,11 +370,7 @@ void rs__give_up_ownership(struct rs__thread *t)
 
 	rs__lock(&t->qlock);
 	t->tid = 0;
-	q = t->queue;
-	n = t->qn;
-	t->queue = NULL;
-	t->qn = t->qcap = 0;
-	rs__store_relaxed(&t->queue_hint, 0);
+	q = queue_take(t, &n);
 	rs__unlock(&t->qlock);
 	for (i = 0; i < n; i++)
 		merge_abandoned(t, q[i]);
