@@ -82,10 +82,9 @@ uint64_t rs__now_ns(void)
 /* The API-entry check's refusal                                           */
 /* ---------------------------------------------------------------------- */
 
-struct rs__thread *rs__api_refuse(void)
+void rs__api_refuse(void)
 {
 	errno = EPERM;
-	return NULL;
 }
 
 /* ---------------------------------------------------------------------- */

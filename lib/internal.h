@@ -236,13 +236,20 @@ static inline struct rs__thread *rs__self(void)
 {
 	return (struct rs__thread *)rs__tls.self;
 }
-struct rs__thread *rs__api_refuse(void);	/* errno = EPERM, NULL */
+void rs__api_refuse(void) __attribute__((cold));	/* errno = EPERM */
 static inline struct rs__thread *rs__api_thread(int how)
 {
-	if (RS_LIKELY(how == RS__API_OR_DETACHING ? rs__tls.self != NULL
-						  : rs__tls.tid != 0))
-		return rs__self();
-	return rs__api_refuse();
+	struct rs__thread *t;
+
+	if (RS_UNLIKELY(how == RS__API_OR_DETACHING ? rs__tls.self == NULL
+						    : rs__tls.tid == 0)) {
+		rs__api_refuse();
+		return NULL;
+	}
+	t = rs__self();
+	if (!t)		/* never: an id implies a record (see above) */
+		__builtin_unreachable();
+	return t;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -449,7 +449,8 @@ const rs_type *rs_type_of(const void *obj)
 /* rs_get's refusal (the inline rs_get checks the id itself) */
 void *rs__get_unattached(void)
 {
-	return rs__api_refuse();
+	rs__api_refuse();
+	return NULL;
 }
 
 void *rs_get_ref(const void *field)
