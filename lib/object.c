@@ -254,7 +254,7 @@ size_t rs__release_dying(struct rs__thread *t, size_t budget)
  */
 int rs__decref_slow(void *obj)
 {
-	struct rs__thread *t;
+	struct rs__thread *t = rs__self();
 	struct rs__head *h = rs__head_of(obj);
 	uint32_t bits = rs__load_relaxed(&h->bits);
 	bool private_obj;
@@ -263,10 +263,9 @@ int rs__decref_slow(void *obj)
 				   !(bits & (RS__B_PUBLISHED | RS__B_TRACKED |
 					     RS__B_DYING)) &&
 				   rs__load_relaxed(&h->local) == 1) &&
-	    rs__log_private_fast(rs__self(), obj, RS_HEAD_SIZE + h->type->size))
+	    rs__log_private_fast(t, obj, RS_HEAD_SIZE + h->type->size))
 		return 0;
-	t = rs__api_thread(RS__API_ATTACHED);
-	if (RS_UNLIKELY(!t))
+	if (RS_UNLIKELY(!rs__api_thread(RS__API_ATTACHED)))
 		return -1;
 	if (bits & RS__B_IMMORTAL)
 		return 0;
