@@ -219,7 +219,11 @@ static void drain_leased(struct rs__thread *t, struct rs__thread *o)
 	rs__store_relaxed(&o->queue_hint, 0);
 }
 
-static void queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner)
+/* Out of line: the rare path of rs__decref_now, whose common path (a CAS on
+ * the shared word) should stay as short as it was when this was a call into
+ * another file. */
+static __attribute__((noinline)) void
+queue_to_owner(struct rs__thread *t, void *obj, uint64_t owner)
 {
 	struct rs__thread *o;
 
