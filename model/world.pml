@@ -12,10 +12,11 @@
  *               thread's own queue lock, then (lock released) the stopper's
  *               wake-up; the thread later runs rs_online, or detaches while
  *               still offline (detach goes online first)
- *   lease       as lib/brc.c queue_to_owner does: under the other thread's queue
- *               lock, CAS its state OFFLINE -> LEASED, then give the lease
- *               back (LEASED -> OFFLINE); the owner's rs_online spins
- *               meanwhile.  A failed lease stands for the queue push
+ *   lease       as queue_to_owner (lib/brc.c) does: under the other
+ *               thread's queue lock, CAS its state OFFLINE -> LEASED, then
+ *               give the lease back (LEASED -> OFFLINE); the owner's
+ *               rs_online spins meanwhile.  A failed lease stands for the
+ *               queue push
  *   stop        threads 0 and 1 only, once each: rs__world_stop, the stopped
  *               section (a collection: rs__drain_queues_stopped takes every
  *               thread's queue lock in turn), rs__world_resume.
