@@ -185,6 +185,7 @@ int rs_gc_freeze(void)
 		rs__log_move(&rs__gc.gens[RS__GEN_PERM], set->v[i]);
 	set_frozen(RS__B_FROZEN, 0);
 	rs__gc_count_collection(2);
+	rs__gc_count_candidates();
 	rs__store_relaxed(&rs__gc.gen_count[1], 0);
 	rs__gc.long_lived_total = rs__gc.long_lived_pending = 0;
 	rs__world_resume(NULL);
@@ -205,6 +206,7 @@ int rs_gc_unfreeze(void)
 	rs__gc.long_lived_total += rs__gc.gens[RS__GEN_PERM].n;
 	set_frozen(0, RS__B_FROZEN);
 	rs__log_move(&rs__gc.gens[2], &rs__gc.gens[RS__GEN_PERM]);
+	rs__gc_count_candidates();
 	rs__world_resume(NULL);
 	rs__gc_role_give(t);
 	return 0;

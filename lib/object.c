@@ -119,7 +119,7 @@ void *rs_new(const rs_type *type)
 	h->shared = 0;
 	h->type = type;
 	if (rs__type_tracked(type)) {
-		h->bits = RS__B_TRACKED;
+		h->bits = RS__B_TRACKED | RS__B_CLEAN;
 		if (rs__gc_track(t, h)) {
 			rs__obj_free(h, bytes);
 			errno = ENOMEM;
@@ -363,6 +363,13 @@ int rs__decref_slow(void *obj)
 	if (RS_DEBUG && private_obj && rs__load_relaxed(&h->local) == 0)
 		rs__die("rs_decref", obj, "count underflow on object of type '%s'",
 			type_name(h));
+	if (private_obj && (bits & RS__B_CLEAN) &&
+	    rs__load_relaxed(&h->local) > 1) {
+		/* what the inline path does, once the object is a candidate */
+		rs__gc_candidate(h);
+		rs__store_relaxed(&h->local, rs__load_relaxed(&h->local) - 1);
+		return 0;
+	}
 	if (private_obj && rs__log_private_fast(t, obj, rs__type_bytes(h->type)))
 		return 0;
 	return rs__log_decref(t, obj, private_obj);
@@ -387,6 +394,10 @@ static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
 		rs__push_dying(t, h);	/* true count 0: nobody else holds it */
 		return;
 	}
+	/* it may keep references: a cycle candidate, while we still may
+	 * touch it (the CAS below may let another thread free it) */
+	if (rs__load_relaxed(&h->bits) & RS__B_CLEAN)
+		rs__gc_candidate(h);
 	rs__store_relaxed(&h->tid, (uint64_t)RS__TID_MERGED);
 	for (;;) {
 		if (RS__S_STATE(w) == RS__S_QUEUED)
@@ -522,6 +533,8 @@ void rs__decref_now(struct rs__thread *t, void *obj)
 			rs__die("rs_decref", obj,
 				"count underflow on object of type '%s'",
 				type_name(h));
+		if (local > 1 && (bits & RS__B_CLEAN))
+			rs__gc_candidate(h);	/* references stay */
 		rs__store_relaxed(&h->local, local - 1);
 		if (local == 1)
 			merge_zero_local(t, h);
@@ -529,6 +542,14 @@ void rs__decref_now(struct rs__thread *t, void *obj)
 	}
 	w = rs__load_relaxed(&h->shared);
 	do {
+		/* Unless this is the last reference of a merged object, some
+		 * may stay: a cycle candidate, marked before the CAS after
+		 * which another thread may free the object. */
+		if ((bits & RS__B_CLEAN) &&
+		    !(RS__S_STATE(w) == RS__S_MERGED && RS__S_COUNT(w) <= 1)) {
+			rs__gc_candidate(h);
+			bits &= ~RS__B_CLEAN;
+		}
 		if (RS__S_STATE(w) == RS__S_MERGED && RS__S_COUNT(w) <= 0)
 			rs__die("rs_decref", obj,
 				"count underflow on object of type '%s' (more "
