@@ -17,7 +17,9 @@
 #   make fuzz FUZZ_SECONDS=s  the libFuzzer harness (clang), from fuzz/corpus
 #   make model            the Promela models, checked with spin
 #   make install PREFIX=/usr/local
-#   make deps             check (and on Debian, as root, install) dependencies
+#   make deps             check (and on Debian, as root, install) what the
+#                         library and tests need; scripts/deps.sh GROUP... does
+#                         it for bench, demo, fuzz, model and ci
 #
 # WERROR=1 turns warnings into errors (CI sets it).
 
@@ -94,28 +96,17 @@ all: lib
 lib: $(B)/librefstore.a $(B)/librefstore.so
 
 # --------------------------------------------------------------------------
-# Dependencies: checked once per build folder; installed with apt-get when
-# that is possible, otherwise one line says what is missing.
+# Dependencies: scripts/deps.sh checks each group once per build folder (a
+# stamp file), installs what is missing with apt-get when run as root on
+# Debian, and otherwise says in one line what is missing; it fails only for
+# what is required (build, fuzz, model, bench's mimalloc).
 # --------------------------------------------------------------------------
+DEPS = PROVE='$(PROVE)' FUZZ_CC='$(FUZZ_CC)' scripts/deps.sh
+
 deps: $(B)/.deps
 $(B)/.deps:
 	@mkdir -p $(B)
-	@missing=""; \
-	 command -v pkg-config >/dev/null 2>&1 || missing="pkg-config"; \
-	 command -v $(PROVE) >/dev/null 2>&1 || missing="$$missing perl"; \
-	 if command -v pkg-config >/dev/null 2>&1; then \
-	   for p in $(PKGS); do pkg-config --exists $$p || missing="$$missing $$p"; done; \
-	 fi; \
-	 if [ -n "$$missing" ]; then \
-	   debs="pkg-config perl $(PKG_DEBS)"; \
-	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	     echo "refstore: installing $$debs (missing:$$missing)"; \
-	     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$debs) >/dev/null || \
-	       { echo "refstore: apt-get install $$debs failed"; exit 1; }; \
-	   else \
-	     echo "refstore: missing$$missing; install them with: apt-get install $$debs"; exit 1; \
-	   fi; \
-	 fi
+	@$(DEPS) build
 	@touch $@
 
 # --------------------------------------------------------------------------
@@ -212,29 +203,9 @@ $(B)/bench/bench_bintree: bench/bench_bintree.c bench/bench.h bench/trees.h benc
 # The benchmarks' extra peers and tools: mimalloc (bench_alloc; required),
 # the Boehm GC and python3 (bench_gc, which skips a missing peer), python3
 # for the summary (bench/report.py) and gnuplot for its chart (both skipped
-# when missing, so they are not required): checked, and installed as root
-# (with an apt-get update if the package lists are stale).
+# when missing, so they are not required).
 $(B)/.bench-deps: | $(B)/.deps
-	@debs=""; \
-	 [ -f /usr/include/mimalloc.h ] || debs="libmimalloc-dev"; \
-	 { pkg-config --exists bdw-gc || [ -f /usr/include/gc.h ]; } 2>/dev/null || debs="$$debs libgc-dev"; \
-	 command -v python3 >/dev/null 2>&1 || debs="$$debs python3"; \
-	 command -v gnuplot >/dev/null 2>&1 || debs="$$debs gnuplot-nox"; \
-	 if [ -n "$$debs" ]; then \
-	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	     echo "refstore: installing $$debs (benchmarks)"; \
-	     export DEBIAN_FRONTEND=noninteractive; \
-	     { apt-get install -y -qq $$debs || \
-	       { apt-get update -qq && apt-get install -y -qq $$debs; } || \
-	       for d in $$debs; do apt-get install -y -qq $$d || echo "refstore: apt-get install $$d failed" >&2; done; \
-	     } >/dev/null; \
-	   fi; \
-	   if ! [ -f /usr/include/mimalloc.h ]; then \
-	     echo "refstore: the benchmarks need libmimalloc-dev: apt-get install libmimalloc-dev"; exit 1; \
-	   fi; \
-	   { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; } || \
-	     echo "refstore: missing$$debs (apt-get install$$debs): the benchmarks skip the peers, summary or chart that need them"; \
-	 fi
+	@$(DEPS) bench
 	@touch $@
 
 # make bench runs every bench/bench_*.c program in turn (the demo is built
@@ -289,8 +260,7 @@ bench-long: $(BENCHES) $(DEMO) $(B)/.bench-deps
 # The demo (docs/demo.md): worker threads serving requests against a map of
 # object graphs, on refstore and, in another process, on the Boehm GC.  Built
 # like bench_gc (with libgc when gc.h is there, else without that peer);
-# gnuplot draws its chart.  Both are optional: .demo-deps installs them as
-# root (libgc-dev, gnuplot-nox), otherwise says in one line what is skipped.
+# gnuplot draws its chart.  Both are optional (scripts/deps.sh demo).
 # --------------------------------------------------------------------------
 DEMO_ARGS ?=
 
@@ -300,20 +270,7 @@ $(DEMO): bench/demo.c bench/bench.h include/refstore.h $(B)/librefstore.a $(B)/.
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
 $(B)/.demo-deps: | $(B)/.deps
-	@debs=""; \
-	 { pkg-config --exists bdw-gc || [ -f /usr/include/gc.h ]; } 2>/dev/null || debs="libgc-dev"; \
-	 command -v gnuplot >/dev/null 2>&1 || debs="$${debs:+$$debs }gnuplot-nox"; \
-	 if [ -n "$$debs" ]; then \
-	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	     echo "refstore: installing $$debs (the demo's peer and chart)"; \
-	     export DEBIAN_FRONTEND=noninteractive; \
-	     { apt-get install -y -qq $$debs || \
-	       { apt-get update -qq && apt-get install -y -qq $$debs; }; } >/dev/null 2>&1 || \
-	       echo "refstore: apt-get install $$debs failed; the demo skips what is missing"; \
-	   else \
-	     echo "refstore: the demo skips what needs $$debs (apt-get install $$debs)"; \
-	   fi; \
-	 fi
+	@$(DEPS) demo
 	@touch $@
 
 demo: $(DEMO)
@@ -376,19 +333,7 @@ FUZZ_OBJ := $(patsubst %.c,$(FUZZ_B)/obj/%.o,$(LIB_SRC))
 
 $(FUZZ_B)/.deps:
 	@mkdir -p $(FUZZ_B)
-	@command -v $(FUZZ_CC) >/dev/null 2>&1 && \
-	  echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n){(void)d;(void)n;return 0;}' | \
-	  $(FUZZ_CC) -x c - -fsanitize=fuzzer -o $(FUZZ_B)/probe >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "refstore: installing clang libclang-rt-14-dev (the fuzzer)"; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    { apt-get install -y -qq clang libclang-rt-14-dev || \
-	      { apt-get update -qq && apt-get install -y -qq clang libclang-rt-14-dev; }; } >/dev/null || \
-	      { echo "refstore: apt-get install clang libclang-rt-14-dev failed"; exit 1; }; \
-	  else \
-	    echo "refstore: make fuzz needs clang with libFuzzer: apt-get install clang libclang-rt-14-dev"; exit 1; \
-	  fi; }
-	@rm -f $(FUZZ_B)/probe
+	@$(DEPS) fuzz
 	@touch $@
 
 $(FUZZ_B)/obj/%.o: %.c $(HDRS) $(B)/.deps $(FUZZ_B)/.deps
@@ -413,16 +358,7 @@ fuzz-regress: $(FUZZ_B)/fuzz_ops
 # --------------------------------------------------------------------------
 .PHONY: model
 model:
-	@command -v spin >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "refstore: installing spin (the model checker)"; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    { apt-get install -y -qq spin || \
-	      { apt-get update -qq && apt-get install -y -qq spin; }; } >/dev/null || \
-	      { echo "refstore: apt-get install spin failed"; exit 1; }; \
-	  else \
-	    echo "refstore: make model needs spin: apt-get install spin"; exit 1; \
-	  fi; }
+	@$(DEPS) model
 	model/run.sh build/model
 
 # --------------------------------------------------------------------------
