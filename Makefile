@@ -92,7 +92,10 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCHES   := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 DEMO      := $(B)/bench/demo
 
-VERSION := 0.1.0
+# The version, written once: VERSION (major.minor.patch).  refstore.pc takes
+# it from here; tests/version.sh checks that include/refstore.h's
+# REFSTORE_VERSION_MAJOR and _MINOR say the same.
+VERSION := $(strip $(file < VERSION))
 
 .PHONY: all lib check bench demo install uninstall clean deps FORCE
 all: lib
@@ -157,7 +160,7 @@ $(EXAMPLE): $(B)/tests/%: tests/%.c $(B)/librefstore.a
 	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $(DEPFLAGS) $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS)
 
-check: $(TESTS) $(EXAMPLE)
+check: $(TESTS) $(EXAMPLE) $(B)/refstore.pc
 	B=$(B) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
 
 # --------------------------------------------------------------------------
@@ -375,16 +378,13 @@ model:
 # --------------------------------------------------------------------------
 # Install
 # --------------------------------------------------------------------------
-$(B)/refstore.pc: FORCE
+# refstore.pc from refstore.pc.in, for this PREFIX (hence FORCE; the file
+# is replaced only when its text changes).
+$(B)/refstore.pc: refstore.pc.in VERSION FORCE
 	@mkdir -p $(B)
-	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
-	  'Name: refstore' \
-	  'Description: shared object graphs for threaded C: biased and deferred reference counting over RCU' \
-	  'Version: $(VERSION)' \
-	  'Requires.private: liburcu-qsbr liburcu-cds jemalloc' \
-	  'Libs: -L$${libdir} -lrefstore' \
-	  'Libs.private: -lpthread' \
-	  'Cflags: -I$${includedir}' > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	  -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' refstore.pc.in >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 install: lib $(B)/refstore.pc
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)
