@@ -294,9 +294,9 @@ bench-long: $(BENCHES) $(DEMO) $(B)/.bench-deps
 # --------------------------------------------------------------------------
 DEMO_ARGS ?=
 
-$(DEMO): bench/demo.c bench/bench.h include/refstore.h $(B)/librefstore.a $(B)/.demo-deps
+$(DEMO): $(wildcard bench/demo/*.c) bench/demo/demo.h bench/bench.h include/refstore.h $(B)/librefstore.a $(B)/.demo-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) $< -o $@ \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) $(filter %.c,$^) -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
 $(B)/.demo-deps: | $(B)/.deps
