@@ -73,7 +73,8 @@
  *   boehm_side.c  the Boehm GC side (built with -DHAVE_BOEHM when libgc is
  *                 there; without it the side is skipped and says why)
  *   report.c      statistics of the pauses, the progress lines, the tables
- *                 and the ratios
+ *   verdict.c     the closing verdict: each row a server sees, refstore and
+ *                 Boehm side by side, met or missed against the targets
  *   files.c       the raw samples (CSV or JSON), summary.json, the chart
  *   main.c        the options, and each side run in a child process
  *
@@ -401,7 +402,14 @@ double rps(const struct result *r);
 double ratio(double a, double b);
 double stopped_share(const struct result *r, const struct pstats *ps);
 void print_tables(void);
-void print_ratios(void);
+
+/* ---------------------------------------------------------------------- */
+/* The verdict: every row against the targets (verdict.c)                  */
+/* ---------------------------------------------------------------------- */
+
+void print_verdict(void);
+/* summary.json's "verdict": an object, or null when a side did not run */
+void verdict_json(FILE *f);
 
 /* ---------------------------------------------------------------------- */
 /* Files in --out (files.c)                                                 */

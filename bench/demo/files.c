@@ -298,7 +298,7 @@ int write_summary(char *path, size_t plen)
 		fprintf(f, "{\"throughput\": %.4f, \"latency_p99\": %.4f, "
 			"\"latency_max\": %.4f, \"pause_p99\": %.4f, "
 			"\"pause_max\": %.4f, \"ttsp_p99\": %.4f, "
-			"\"time_stopped\": %.4f}\n}\n",
+			"\"time_stopped\": %.4f}",
 			ratio(rps(a), rps(b)),
 			ratio((double)hist_pct(&b->lat, 0.99),
 			      (double)hist_pct(&a->lat, 0.99)),
@@ -308,7 +308,10 @@ int write_summary(char *path, size_t plen)
 			ratio((double)pb->t99, (double)pa->t99),
 			ratio(stopped_share(b, pb), stopped_share(a, pa)));
 	else
-		fprintf(f, "null\n}\n");
+		fprintf(f, "null");
+	fprintf(f, ",\n  \"verdict\": ");
+	verdict_json(f);
+	fprintf(f, "\n}\n");
 	return fclose(f) ? -1 : 0;
 }
 

@@ -342,7 +342,6 @@ int main(int argc, char **argv)
 	}
 
 	print_tables();
-	print_ratios();
 	if (side_ok(SIDE_RS))
 		printf("\nself-check, refstore: %s (%llu reads verified, live "
 		       "objects after rs_map_free and a full collection: %llu, "
@@ -372,6 +371,7 @@ int main(int argc, char **argv)
 		printf("chart: skipped (no side ran)\n");
 	else if (write_chart_data() == 0)
 		draw_chart();
+	print_verdict();
 	if (rc)
 		printf("demo: FAILED (see the WRONG lines above)\n");
 	return rc;

@@ -1,8 +1,8 @@
 /*
  * report.c - the demo's figures on the terminal: the progress line of a
  * running side (once a second), the statistics of each side's pauses, the
- * tables of requests, pauses and memory with both sides side by side, and
- * the ratios of refstore to the Boehm GC.  The files are files.c's.
+ * tables of requests, pauses and memory with both sides side by side.  The
+ * verdict is verdict.c's, the files are files.c's.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -345,52 +345,8 @@ double ratio(double a, double b)
 	return a > 0 && b > 0 ? a / b : 0;
 }
 
-static void print_ratio(const char *what, double x, const char *how)
-{
-	if (x > 0)
-		printf("  %-26s %8.2fx  %s\n", what, x, how);
-	else
-		printf("  %-26s %9s  %s\n", what, "-", how);
-}
-
 double stopped_share(const struct result *r, const struct pstats *ps)
 {
 	return r->elapsed_s > 0 ? (double)ps->total[3] / 1e9 / r->elapsed_s
 				: 0;
-}
-
-void print_ratios(void)
-{
-	const struct result *a = g_res[SIDE_RS], *b = g_res[SIDE_BOEHM];
-	const struct pstats *pa = &g_ps[SIDE_RS], *pb = &g_ps[SIDE_BOEHM];
-	char v[24];
-	double x;
-
-	if (!side_ok(SIDE_RS) || !side_ok(SIDE_BOEHM))
-		return;
-	printf("\nrefstore vs Boehm GC (same requests, values and keys; "
-	       "above 1 = refstore better):\n");
-	print_ratio("throughput", ratio(rps(a), rps(b)),
-		    "(refstore req/s / Boehm req/s)");
-	print_ratio("request latency p99", ratio((double)hist_pct(&b->lat,
-		    0.99), (double)hist_pct(&a->lat, 0.99)),
-		    "(Boehm / refstore)");
-	print_ratio("request latency max", ratio((double)b->lat.max,
-		    (double)a->lat.max), "(Boehm / refstore)");
-	print_ratio("pause p99", ratio((double)pb->p99[3],
-		    (double)pa->p99[3]), "(Boehm / refstore)");
-	print_ratio("pause max", ratio((double)pb->max[3],
-		    (double)pa->max[3]), "(Boehm / refstore)");
-	print_ratio("time-to-safepoint p99", ratio((double)pb->t99,
-		    (double)pa->t99), "(Boehm / refstore)");
-	print_ratio("time stopped", ratio(stopped_share(b, pb),
-		    stopped_share(a, pa)), "(Boehm's share of the run / "
-		    "refstore's)");
-	fmt_ns(v, sizeof(v), (double)pa->p99[3]);
-	x = ratio((double)pb->p99[3], (double)pa->p99[3]);
-	printf("targets: refstore pause p99 <= 1 ms: %s (%s); >= 10x lower "
-	       "than Boehm's: %s (%.1fx)\n", pa->n[3] == 0 ? "no pauses" :
-	       pa->p99[3] <= 1000000 ? "meets it" : "misses it", v,
-	       x <= 0 ? "not measured" : x >= 10 ? "meets it" : "misses it",
-	       x);
 }
