@@ -50,6 +50,19 @@
  * finalizer made reachable from outside, and all it reaches, is resurrected
  * and goes back to a log; the rest is freed as above.
  *
+ * Collections of the old generations, from cycle candidates
+ * ---------------------------------------------------------
+ * Automatic collections never examine the whole heap.  A decrement that
+ * leaves an object with references clears its CLEAN bit first
+ * (rs__gc_candidate, lib/gc_log.c); an old object then gets a bit in its
+ * chunk's candidate bitmap, a young one when it is promoted.  A candidate
+ * collection (cand_collection) takes candidates with everything they reach
+ * until its region holds REGION_BUDGET objects, runs steps 2-4 over that
+ * region -- closed under references, so exact -- marks the survivors CLEAN
+ * and frees the garbage as above.  docs/design.md §11 ("Cycle candidates")
+ * has the argument that every garbage cycle has a candidate.  An explicit
+ * rs_gc_collect(2) still collects the whole heap, and cleans it.
+ *
  * Invariants
  * ----------
  * (G1) Outside a stop, a tracked object is either dying/dead with a NULL
@@ -63,6 +76,12 @@
  *      stopped and every decrement applied; user code (finalizers, weak
  *      reference and collection callbacks) never runs with the world
  *      stopped.
+ * (C1) CLEAN is set only by rs_new, and by a collection on an object it
+ *      examined in a closed region (a candidate region, or the whole heap)
+ *      and found reachable; it is cleared before a decrement that may leave
+ *      the object with references is applied.
+ * (C2) An object logged in generation 1 or 2 without CLEAN has its candidate
+ *      bit set, unless a candidate collection holds it in its region.
  * (G4) One thread at a time holds the collector role (collections, freeze,
  *      referrers, the uncollectable list); it is reentrant for its holder,
  *      and rs_gc_collect from the holder returns 0 at once, so a finalizer
@@ -80,6 +99,10 @@
  *   resurrection      stopped  GC, REACH (garbage) yes         no
  *   free              running  GARBAGE, DYING     yes          destroy
  *   callbacks         running  -                  yes          weakref, gc
+ *
+ * A candidate collection has the same phases; its set is the region it grew
+ * (GC set on its members) rather than whole logs, survivors get CLEAN and
+ * garbage leaves its log by rs__gc_untrack instead of by compaction.
  */
 #define RS_BUILDING 1
 #include "collector.h"
@@ -734,6 +757,9 @@ static void save_all(struct coll *c)
 		if (rs__log_append(&rs__gc.gens[2], o))
 			rs__die("rs_gc_collect", o,
 				"out of memory logging an uncollectable object");
+		/* (C2): a logged old object without CLEAN is a candidate */
+		rs__bits_set(rs__head_of(o), RS__B_CLEAN, 0);
+		rs__gc_candidate(rs__head_of(o));
 	}
 	c->uncollectable += (long)c->ngarb;
 	c->ngarb = 0;
@@ -1072,6 +1098,9 @@ void rs__gc_auto(struct rs__thread *t)
 	} else {
 		rs__store_relaxed(&rs__gc_requested, 0);
 	}
+	/* a young collection may have made the candidates due (t1) */
+	if (choose_generation() == GEN_CAND)
+		rs__store_relaxed(&rs__gc_requested, 1);
 	rs__gc_role_give(t);
 }
 

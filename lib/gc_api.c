@@ -97,6 +97,8 @@ int rs_gc_set_threshold(long t0, long t1, long t2)
 	rs__store_relaxed(&rs__gc.threshold[0], t0);
 	rs__store_relaxed(&rs__gc.threshold[1], t1);
 	rs__store_relaxed(&rs__gc.threshold[2], t2);
+	/* the next safepoint looks again at what is due */
+	rs__store_relaxed(&rs__gc_requested, 1);
 	return 0;
 }
 

@@ -128,14 +128,6 @@ static void test_generations(void)
 /* Thresholds and automatic collection                                      */
 /* ------------------------------------------------------------------------ */
 
-static long delta(struct rs_gc_stats st[RS_GC_GENERATIONS], int g)
-{
-	struct rs_gc_stats now;
-
-	rs_gc_get_stats(g, &now);
-	return (long)(now.collections - st[g].collections);
-}
-
 static void garbage_pairs(long n, int every)
 {
 	long i;
