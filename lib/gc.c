@@ -522,6 +522,7 @@ struct region {
 	void **v;		/* members: each candidate, then what it reaches */
 	size_t n, cap;
 	bool failed;		/* out of memory: the region is given up */
+	struct ring ring;	/* children waiting while their headers load */
 };
 
 static bool region_room(struct region *r)
@@ -548,16 +549,11 @@ static bool region_room(struct region *r)
 
 /* A child of a member: it joins the region when first met, and loses one
  * from gc_refs for this reference (step 3, fused with the discovery). */
-static void visit_region(void *child, void *arg)
+static void region_child(struct region *r, void *child)
 {
-	struct region *r = arg;
-	struct rs__head *h;
-	uint32_t bits;
+	struct rs__head *h = rs__head_of(child);
+	uint32_t bits = rs__bits(h);
 
-	if (!child)
-		return;
-	h = rs__head_of(child);
-	bits = rs__bits(h);
 	if ((bits & (RS__B_TRACKED | REGION_OUT)) != RS__B_TRACKED)
 		return;
 	if (!(bits & RS__B_GC)) {
@@ -569,17 +565,35 @@ static void visit_region(void *child, void *arg)
 	rs__store_relaxed(&h->tid, rs__load_relaxed(&h->tid) - 1);
 }
 
-/* Grow the region from members[from..]: their children join it. */
+static void visit_region(void *child, void *arg)
+{
+	struct region *r = arg;
+
+	if (child && (child = ring_put(&r->ring, child)))
+		region_child(r, child);
+}
+
+/* Grow the region from members[from..] until it is closed: their children
+ * join it, and theirs. */
 static void discover(struct region *r, size_t from)
 {
-	size_t i;
-	void *o;
+	size_t i = from;
+	void *x;
 
-	for (i = from; i < r->n && !r->failed; i++) {
-		o = r->v[i];
-		if (i + 4 < r->n)
-			rs__prefetch_head(r->v[i + 4]);
-		rs__head_of(o)->type->traverse(o, visit_region, r);
+	for (;;) {
+		for (; i < r->n && !r->failed; i++) {
+			if (i + 4 < r->n)
+				rs__prefetch_head(r->v[i + 4]);
+			x = r->v[i];
+			rs__head_of(x)->type->traverse(x, visit_region, r);
+		}
+		if (r->failed) {
+			r->ring.n = 0;	/* given up anyway */
+			return;
+		}
+		if (!(x = ring_take(&r->ring)))
+			return;
+		region_child(r, x);
 	}
 }
 
@@ -664,6 +678,8 @@ static int cand_collect(struct coll *c, struct region *r, struct stack *s)
 		root(r->v[i], &rc);
 	c->garb = r->v;		/* garbage is written over what was read */
 	for (i = 0; i < r->n; i++) {
+		if (i + 8 < r->n)
+			rs__prefetch_head(r->v[i + 8]);
 		o = r->v[i];
 		h = rs__head_of(o);
 		bits = rs__bits(h);
