@@ -245,6 +245,12 @@ struct rs_stats {
 	size_t retained_bytes;		/* slabs with no live object: empty
 					   (waiting for a grace period or
 					   reuse) or never assigned */
+	/* The cycle collector's backlog: old objects a decrement left with
+	 * references since a collection last examined them (each may be part of
+	 * garbage cycles), and how many make the next collection of the old
+	 * generations due. */
+	size_t gc_candidates;
+	size_t gc_candidate_trigger;
 };
 
 RS_API int rs_stats(struct rs_stats *out);

@@ -1107,7 +1107,7 @@ void rs__gc_auto(struct rs__thread *t)
 	if (gen == GEN_CAND) {
 		found = cand_collection(t);
 		trig = rs__load_relaxed(&rs__gc.cand_factor);
-		trig = found > 0 ? 1 : trig < 1024 ? 2 * trig : trig;
+		trig = found > 0 ? 1 : trig < 64 ? 2 * trig : trig;
 		rs__store_relaxed(&rs__gc.cand_factor, trig);
 	} else if (gen >= 0) {
 		rs__gc_collect_gen(t, gen);

@@ -486,6 +486,13 @@ void rs__gc_thread_exit(struct rs__thread *t)
 
 /* rs_shutdown, no thread attached: forget the logs (what is still alive
  * is reported as a leak). */
+/* rs_stats: the collector's backlog (relaxed reads: a snapshot). */
+void rs__gc_stats(struct rs_stats *out)
+{
+	out->gc_candidates = rs__load_relaxed(&rs__gc.candidates);
+	out->gc_candidate_trigger = rs__gc_cand_trigger();
+}
+
 void rs__gc_shutdown(void)
 {
 	rs__gc_logs_free();

@@ -488,6 +488,7 @@ void rs__gc_fork_child(void);
 void rs__gc_init(void);
 void rs__gc_thread_exit(struct rs__thread *t);
 void rs__gc_shutdown(void);
+void rs__gc_stats(struct rs_stats *out);
 
 /* ------------------------------------------------------------------------ */
 /* lib/weak.c                                                                */

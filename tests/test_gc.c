@@ -1012,6 +1012,7 @@ static void test_candidate_promotion(void)
 {
 	struct rs_gc_stats st[RS_GC_GENERATIONS];
 	struct node *x[PP_N], *y[PP_N], *hold[64];
+	struct rs_stats rst;
 	long i, before;
 
 	for (i = 0; i < PP_N; i++)
@@ -1025,6 +1026,10 @@ static void test_candidate_promotion(void)
 	before = destroyed();
 	for (i = 0; i < PP_N; i++)
 		rs_decref(x[i]);	/* old candidates */
+	rs_stats(&rst);
+	ok(rst.gc_candidates >= (size_t)PP_N && rst.gc_candidate_trigger > 0,
+	   "rs_stats reports the backlog: %zu candidates (next collection due "
+	   "at %zu)", rst.gc_candidates, rst.gc_candidate_trigger);
 	rs_gc_set_threshold(1L << 30, 0, 0);	/* candidates only */
 	rs_gc_enable();
 	snap(st);
@@ -1054,6 +1059,8 @@ static void test_candidate_promotion(void)
 	rs_gc_set_threshold(2000, 10, 10);
 	is(destroyed() - before, 2 * PP_N, "a candidate collection (%ld) freed "
 	   "all %ld pairs: the promoted y stayed candidates", delta(st, 2), PP_N);
+	rs_stats(&rst);
+	is((long)rst.gc_candidates, 0L, "... and no candidate is left waiting");
 	for (i = 0; i < 64; i++)
 		rs_decref(hold[i]);
 	rs_safepoint();
