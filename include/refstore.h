@@ -138,6 +138,8 @@ typedef int (*rs_map_fn)(const void *key, size_t klen, void *value,
 RS_API rs_map *rs_map_new(void);
 RS_API int rs_map_free(rs_map *map);
 RS_API int rs_map_put(rs_map *map, const void *key, size_t klen, void *obj);
+RS_API int rs_map_put_steal(rs_map *map, const void *key, size_t klen,
+			    void *obj);
 RS_API void *rs_map_get(rs_map *map, const void *key, size_t klen);
 RS_API void *rs_map_get_ref(rs_map *map, const void *key, size_t klen);
 RS_API int rs_map_del(rs_map *map, const void *key, size_t klen);

@@ -146,9 +146,8 @@ static void rs_put(uint64_t key, uint64_t ver)
 	char k[KEY_BUF];
 	struct rec *r = rs_make_rec(key, ver);
 
-	if (rs_map_put(g_map, k, key_of(k, key), r))
-		die("rs_map_put");
-	rs_decref(r);
+	if (rs_map_put_steal(g_map, k, key_of(k, key), r))
+		die("rs_map_put_steal");	/* the map takes our reference */
 }
 
 /* Walks a value read with borrowed references; 0 when it is whole. */
@@ -187,9 +186,8 @@ static int rs_request(struct worker *w, int op, uint64_t key)
 		return rs_check_rec(r, key, &w->checksum);
 	case OP_PUT:
 		r = rs_make_rec(key, ++w->ver);
-		if (rs_map_put(g_map, k, klen, r))
-			die("rs_map_put");
-		rs_decref(r);
+		if (rs_map_put_steal(g_map, k, klen, r))
+			die("rs_map_put_steal");
 		return 0;
 	case OP_UPDATE:
 		if (!(r = rs_map_get(g_map, k, klen)))
