@@ -520,6 +520,8 @@ static void trial_deletion(struct rs__logset *set, struct stack *s, int gen)
 
 struct region {
 	void **v;		/* members: each candidate, then what it reaches */
+	uint64_t *saved;	/* their tids while gc_refs takes their place
+				   (beside the members: no trailer is touched) */
 	size_t n, cap;
 	bool failed;		/* out of memory: the region is given up */
 	struct ring ring;	/* children waiting while their headers load */
@@ -528,6 +530,7 @@ struct region {
 static bool region_room(struct region *r)
 {
 	size_t cap;
+	uint64_t *sv;
 	void **v;
 
 	if (r->n < r->cap)
@@ -536,13 +539,40 @@ static bool region_room(struct region *r)
 		return false;
 	cap = r->cap ? 2 * r->cap : 1024;
 	v = rs__fault(RS__FAULT_GCWORK) ? NULL : realloc(r->v, cap * sizeof(*v));
-	if (!v) {
+	if (v)
+		r->v = v;
+	sv = v ? realloc(r->saved, cap * sizeof(*sv)) : NULL;
+	if (!sv) {
 		r->failed = true;
 		return false;
 	}
-	r->v = v;
+	r->saved = sv;
 	r->cap = cap;
 	return true;
+}
+
+/* o joins the region (the caller made room): gc_refs = its count, in its
+ * header's tid; the tid waits in r->saved. */
+static void region_add(struct region *r, void *o)
+{
+	struct rs__head *h = rs__head_of(o);
+	uint32_t bits = rs__bits(h);
+
+	r->saved[r->n] = rs__load_relaxed(&h->tid);
+	rs__store_relaxed(&h->tid, (uint64_t)((bits & RS__B_IMMORTAL) ?
+					      IMMORTAL_REFS : true_count(h)));
+	rs__store_relaxed(&h->bits, bits | RS__B_GC);
+	r->v[r->n++] = o;
+}
+
+/* Member i leaves the region: its tid back, bits changed. */
+static void region_unmark(struct region *r, size_t i, uint32_t set,
+			  uint32_t clear)
+{
+	struct rs__head *h = rs__head_of(r->v[i]);
+
+	rs__store_relaxed(&h->tid, r->saved[i]);
+	rs__bits_set(h, set, clear);
 }
 
 #define REGION_OUT (RS__B_DYING | RS__B_DEAD | RS__B_FROZEN | RS__B_FREE)
@@ -559,8 +589,7 @@ static void region_child(struct region *r, void *child)
 	if (!(bits & RS__B_GC)) {
 		if (!region_room(r))
 			return;	/* given up: see cand_collect */
-		mark(child, 0);
-		r->v[r->n++] = child;
+		region_add(r, child);
 	}
 	rs__store_relaxed(&h->tid, rs__load_relaxed(&h->tid) - 1);
 }
@@ -597,14 +626,17 @@ static void discover(struct region *r, size_t from)
 	}
 }
 
-/* Take candidates off the generations' chunks, each with what it reaches,
- * until the region holds REGION_BUDGET objects (or no candidate is left). */
-static void take_seeds(struct region *r)
+/* Take candidates off the generations' chunks, a batch at a time (their
+ * headers prefetched together), each batch with everything it reaches,
+ * until the region holds REGION_BUDGET objects or no candidate is left. */
+#define SEED_BATCH 64
+
+static size_t gather_seeds(void **seeds)
 {
 	struct rs__chunk *c;
-	struct rs__head *h;
 	uint64_t w;
 	uint32_t i, k;
+	size_t n = 0;
 	void *o;
 	int g;
 
@@ -614,9 +646,8 @@ static void take_seeds(struct region *r)
 				continue;
 			for (k = 0; k < RS__CHUNK_CAND_WORDS; k++) {
 				while ((w = rs__load_relaxed(&c->cand[k]))) {
-					if (r->n >= REGION_BUDGET || r->failed ||
-					    !region_room(r))
-						return;
+					if (n == SEED_BATCH)
+						return n;
 					i = k * 64 + (uint32_t)__builtin_ctzll(w);
 					rs__store_relaxed(&c->cand[k], w & (w - 1));
 					rs__store_relaxed(&c->ncand,
@@ -625,16 +656,36 @@ static void take_seeds(struct region *r)
 						     : NULL;
 					if (!o)
 						continue;	/* died since */
-					h = rs__head_of(o);
-					if (rs__bits(h) & (RS__B_CLEAN | RS__B_GC |
-							   REGION_OUT))
-						continue;
-					mark(o, 0);
-					r->v[r->n++] = o;
-					discover(r, r->n - 1);
+					rs__prefetch_head(o);
+					seeds[n++] = o;
 				}
 			}
 		}
+	}
+	return n;
+}
+
+static void take_seeds(struct region *r)
+{
+	void *seeds[SEED_BATCH];
+	size_t n, i, from;
+
+	while (r->n < REGION_BUDGET && !r->failed &&
+	       (n = gather_seeds(seeds))) {
+		from = r->n;
+		for (i = 0; i < n; i++) {
+			if (rs__bits(rs__head_of(seeds[i])) &
+			    (RS__B_CLEAN | RS__B_GC | REGION_OUT))
+				continue;
+			if (!region_room(r)) {
+				/* not taken: a candidate again */
+				rs__bits_set(rs__head_of(seeds[i]), RS__B_CLEAN, 0);
+				rs__gc_candidate(rs__head_of(seeds[i]));
+				continue;
+			}
+			region_add(r, seeds[i]);
+		}
+		discover(r, from);
 	}
 }
 
@@ -647,7 +698,7 @@ static void region_abandon(struct region *r)
 
 	for (i = 0; i < r->n; i++) {
 		h = rs__head_of(r->v[i]);
-		unmark(h, 0, RS__B_GC | RS__B_REACH);
+		region_unmark(r, i, 0, RS__B_GC | RS__B_REACH);
 		if (!(rs__bits(h) & RS__B_CLEAN)) {
 			rs__bits_set(h, RS__B_CLEAN, 0);
 			rs__gc_candidate(h);
@@ -684,10 +735,10 @@ static int cand_collect(struct coll *c, struct region *r, struct stack *s)
 		h = rs__head_of(o);
 		bits = rs__bits(h);
 		if (bits & RS__B_REACH) {
-			unmark(h, RS__B_CLEAN, RS__B_GC | RS__B_REACH);
+			region_unmark(r, i, RS__B_CLEAN, RS__B_GC | RS__B_REACH);
 			continue;
 		}
-		unmark(h, RS__B_GARBAGE, RS__B_GC);
+		region_unmark(r, i, RS__B_GARBAGE, RS__B_GC);
 		rs__gc_untrack(c->t, h);
 		c->nweak += (bits & RS__B_WEAKREFS) != 0;
 		c->nfin += h->type->finalize && !(bits & RS__B_FINALIZED);
@@ -1003,6 +1054,7 @@ static long cand_collection(struct rs__thread *t)
 		rs__store_relaxed(&rs__gc_requested, 0);
 		resume(&c);
 		free(r.v);
+		free(r.saved);
 		cascade(t);
 		errno = ENOMEM;
 		return -1;
@@ -1015,6 +1067,7 @@ static long cand_collection(struct rs__thread *t)
 	found = finish(&c);
 	free(c.stack.v);
 	free(r.v);
+	free(r.saved);
 	return found;
 }
 
