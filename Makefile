@@ -17,7 +17,9 @@
 #   make fuzz FUZZ_SECONDS=s  the libFuzzer harness (clang), from fuzz/corpus
 #   make model            the Promela models, checked with spin
 #   make install PREFIX=/usr/local
-#   make deps             check (and on Debian, as root, install) dependencies
+#   make deps             check (and on Debian, as root, install) what the
+#                         library and tests need; scripts/deps.sh GROUP... does
+#                         it for bench, demo, fuzz, model and ci
 #
 # WERROR=1 turns warnings into errors (CI sets it).
 
@@ -71,11 +73,14 @@ ALL_CFLAGS := -std=c11 -g -fPIC -fvisibility=hidden $(OPT) $(SAN) $(WARN) \
 LDFLAGS  ?=
 ALL_LDFLAGS := $(SAN) $(LDFLAGS)
 
-LIB_SRC := lib/base.c lib/object.c lib/brc.c lib/alloc.c lib/defer.c lib/runtime.c lib/verify.c \
-           lib/gc.c lib/gc_log.c lib/gc_api.c lib/weak.c lib/map.c \
-           threads/thread.c threads/world.c threads/reclaim.c threads/fork.c
+LIB_SRC := $(sort $(wildcard lib/*.c threads/*.c))
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
-HDRS    := include/refstore.h lib/internal.h lib/atomics.h lib/alloc.h lib/collector.h
+
+# Header dependencies: every compile writes, next to its output, a .d file
+# naming the headers it read (-MMD; -MP adds an empty rule for each, so a
+# header that is removed is no error); the end of this file includes them.
+# Nothing lists headers by hand.
+DEPFLAGS := -MMD -MP
 
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%.t,$(TEST_SRC)) \
@@ -87,43 +92,35 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCHES   := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 DEMO      := $(B)/bench/demo
 
-VERSION := 0.1.0
+# The version, written once: VERSION (major.minor.patch).  refstore.pc takes
+# it from here; tests/version.sh checks that include/refstore.h's
+# REFSTORE_VERSION_MAJOR and _MINOR say the same.
+VERSION := $(strip $(file < VERSION))
 
 .PHONY: all lib check bench demo install uninstall clean deps FORCE
 all: lib
 lib: $(B)/librefstore.a $(B)/librefstore.so
 
 # --------------------------------------------------------------------------
-# Dependencies: checked once per build folder; installed with apt-get when
-# that is possible, otherwise one line says what is missing.
+# Dependencies: scripts/deps.sh checks each group once per build folder (a
+# stamp file), installs what is missing with apt-get when run as root on
+# Debian, and otherwise says in one line what is missing; it fails only for
+# what is required (build, fuzz, model, bench's mimalloc).
 # --------------------------------------------------------------------------
+DEPS = PROVE='$(PROVE)' FUZZ_CC='$(FUZZ_CC)' scripts/deps.sh
+
 deps: $(B)/.deps
 $(B)/.deps:
 	@mkdir -p $(B)
-	@missing=""; \
-	 command -v pkg-config >/dev/null 2>&1 || missing="pkg-config"; \
-	 command -v $(PROVE) >/dev/null 2>&1 || missing="$$missing perl"; \
-	 if command -v pkg-config >/dev/null 2>&1; then \
-	   for p in $(PKGS); do pkg-config --exists $$p || missing="$$missing $$p"; done; \
-	 fi; \
-	 if [ -n "$$missing" ]; then \
-	   debs="pkg-config perl $(PKG_DEBS)"; \
-	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	     echo "refstore: installing $$debs (missing:$$missing)"; \
-	     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$debs) >/dev/null || \
-	       { echo "refstore: apt-get install $$debs failed"; exit 1; }; \
-	   else \
-	     echo "refstore: missing$$missing; install them with: apt-get install $$debs"; exit 1; \
-	   fi; \
-	 fi
+	@$(DEPS) build
 	@touch $@
 
 # --------------------------------------------------------------------------
 # The library
 # --------------------------------------------------------------------------
-$(B)/obj/%.o: %.c $(HDRS) | $(B)/.deps
+$(B)/obj/%.o: %.c | $(B)/.deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DRS_BUILDING=1 $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) -DRS_BUILDING=1 $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(B)/librefstore.a: $(LIB_OBJ)
 	rm -f $@
@@ -141,46 +138,46 @@ $(B)/librefstore.so: $(B)/librefstore.so.0
 # internal rs__ functions); two more link the shared library and include only
 # the public header, as C and as C++.
 # --------------------------------------------------------------------------
-$(B)/tests/%.t: tests/%.c tests/tap.h $(HDRS) $(B)/librefstore.a
+$(B)/tests/%.t: tests/%.c $(B)/librefstore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) -lm
 
-$(B)/tests/test_shared.t: tests/shared.c tests/tap.h include/refstore.h $(B)/librefstore.so
+$(B)/tests/test_shared.t: tests/shared.c $(B)/librefstore.so
 	@mkdir -p $(dir $@)
-	$(CC) -Iinclude -std=c99 -g $(OPT) $(SAN) $(WARN) $< -o $@ \
+	$(CC) -Iinclude -std=c99 -g $(OPT) $(SAN) $(WARN) $(DEPFLAGS) $< -o $@ \
 	  $(ALL_LDFLAGS) -L$(B) -l:librefstore.so -Wl,-rpath,$(abspath $(B)) -lpthread
 
-$(B)/tests/test_header_cxx.t: tests/header.cc tests/tap.h include/refstore.h $(B)/librefstore.so
+$(B)/tests/test_header_cxx.t: tests/header.cc $(B)/librefstore.so
 	@mkdir -p $(dir $@)
 	$(CXX) -Iinclude -std=c++11 -g $(OPT) $(SAN) -Wall -Wextra -Wpedantic \
-	  $(if $(filter 1,$(WERROR)),-Werror,) $< -o $@ \
+	  $(if $(filter 1,$(WERROR)),-Werror,) $(DEPFLAGS) $< -o $@ \
 	  $(ALL_LDFLAGS) -L$(B) -l:librefstore.so -Wl,-rpath,$(abspath $(B)) -lpthread
 
 # The README's example, built as a user would: public header, the library.
-$(EXAMPLE): $(B)/tests/%: tests/%.c include/refstore.h $(B)/librefstore.a
+$(EXAMPLE): $(B)/tests/%: tests/%.c $(B)/librefstore.a
 	@mkdir -p $(dir $@)
-	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $< -o $@ \
+	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $(DEPFLAGS) $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS)
 
-check: $(TESTS) $(EXAMPLE)
+check: $(TESTS) $(EXAMPLE) $(B)/refstore.pc
 	B=$(B) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
 
 # --------------------------------------------------------------------------
 # Benchmarks (not tests: no thresholds; each prints ratios against a peer)
 # --------------------------------------------------------------------------
-$(B)/bench/%: bench/%.c bench/bench.h $(HDRS) $(B)/librefstore.a
+$(B)/bench/%: bench/%.c $(B)/librefstore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) -lm
 
 # bench_alloc also measures mimalloc (libmimalloc-dev) and calls jemalloc
 # directly, so it links both whatever the build.
 BENCH_ALLOC_LIBS = $(shell pkg-config --libs mimalloc 2>/dev/null || echo -lmimalloc) \
                    $(shell pkg-config --libs jemalloc 2>/dev/null)
-$(B)/bench/bench_alloc: bench/bench_alloc.c $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+$(B)/bench/bench_alloc: bench/bench_alloc.c $(B)/librefstore.a $(B)/.bench-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_ALLOC_LIBS) -lm
 
 # bench_gc measures the Boehm GC (libgc-dev) in this process, so it links
@@ -191,50 +188,30 @@ BENCH_GC_BOEHM = $(shell { pkg-config --exists bdw-gc || [ -f /usr/include/gc.h 
                    2>/dev/null && echo 1)
 BENCH_GC_FLAGS = $(if $(BENCH_GC_BOEHM),-DHAVE_BOEHM=1 $(shell pkg-config --cflags bdw-gc 2>/dev/null),)
 BENCH_GC_LIBS  = $(if $(BENCH_GC_BOEHM),$(shell pkg-config --libs bdw-gc 2>/dev/null || echo -lgc),)
-$(B)/bench/bench_gc: bench/bench_gc.c bench/bench.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+$(B)/bench/bench_gc: bench/bench_gc.c $(B)/librefstore.a $(B)/.bench-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
 # bench_gcbench (GCBench) and bench_bintree (binary-trees) run the same
 # trees on refstore, the Boehm GC and glibc malloc: linked like bench_gc
 # (with libgc when gc.h is there, else without that peer).
-$(B)/bench/bench_gcbench: bench/bench_gcbench.c bench/bench.h bench/trees.h bench/tree_hooks.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+$(B)/bench/bench_gcbench: bench/bench_gcbench.c $(B)/librefstore.a $(B)/.bench-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
-$(B)/bench/bench_bintree: bench/bench_bintree.c bench/bench.h bench/trees.h bench/tree_hooks.h $(HDRS) $(B)/librefstore.a $(B)/.bench-deps
+$(B)/bench/bench_bintree: bench/bench_bintree.c $(B)/librefstore.a $(B)/.bench-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -Wno-missing-prototypes $< -o $@ \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
 # The benchmarks' extra peers and tools: mimalloc (bench_alloc; required),
 # the Boehm GC and python3 (bench_gc, which skips a missing peer), python3
 # for the summary (bench/report.py) and gnuplot for its chart (both skipped
-# when missing, so they are not required): checked, and installed as root
-# (with an apt-get update if the package lists are stale).
+# when missing, so they are not required).
 $(B)/.bench-deps: | $(B)/.deps
-	@debs=""; \
-	 [ -f /usr/include/mimalloc.h ] || debs="libmimalloc-dev"; \
-	 { pkg-config --exists bdw-gc || [ -f /usr/include/gc.h ]; } 2>/dev/null || debs="$$debs libgc-dev"; \
-	 command -v python3 >/dev/null 2>&1 || debs="$$debs python3"; \
-	 command -v gnuplot >/dev/null 2>&1 || debs="$$debs gnuplot-nox"; \
-	 if [ -n "$$debs" ]; then \
-	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	     echo "refstore: installing $$debs (benchmarks)"; \
-	     export DEBIAN_FRONTEND=noninteractive; \
-	     { apt-get install -y -qq $$debs || \
-	       { apt-get update -qq && apt-get install -y -qq $$debs; } || \
-	       for d in $$debs; do apt-get install -y -qq $$d || echo "refstore: apt-get install $$d failed" >&2; done; \
-	     } >/dev/null; \
-	   fi; \
-	   if ! [ -f /usr/include/mimalloc.h ]; then \
-	     echo "refstore: the benchmarks need libmimalloc-dev: apt-get install libmimalloc-dev"; exit 1; \
-	   fi; \
-	   { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; } || \
-	     echo "refstore: missing$$debs (apt-get install$$debs): the benchmarks skip the peers, summary or chart that need them"; \
-	 fi
+	@$(DEPS) bench
 	@touch $@
 
 # make bench runs every bench/bench_*.c program in turn (the demo is built
@@ -289,31 +266,25 @@ bench-long: $(BENCHES) $(DEMO) $(B)/.bench-deps
 # The demo (docs/demo.md): worker threads serving requests against a map of
 # object graphs, on refstore and, in another process, on the Boehm GC.  Built
 # like bench_gc (with libgc when gc.h is there, else without that peer);
-# gnuplot draws its chart.  Both are optional: .demo-deps installs them as
-# root (libgc-dev, gnuplot-nox), otherwise says in one line what is skipped.
+# gnuplot draws its chart.  Both are optional (scripts/deps.sh demo).
 # --------------------------------------------------------------------------
 DEMO_ARGS ?=
 
-$(DEMO): bench/demo.c bench/bench.h include/refstore.h $(B)/librefstore.a $(B)/.demo-deps
+# The demo is bench/demo.c or, once that is split, every bench/demo/*.c.
+# One compiler call builds all of them, so its header dependencies come from
+# a -MM pass over all the sources (-MMD would keep only the last one's); the
+# sources themselves are left out of that file, being listed here.
+DEMO_SRC := $(if $(wildcard bench/demo/*.c),$(sort $(wildcard bench/demo/*.c)),bench/demo.c)
+
+$(DEMO): $(DEMO_SRC) $(B)/librefstore.a $(B)/.demo-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) $< -o $@ \
+	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) -MM -MP -MT $@ $(DEMO_SRC) | \
+	  sed 's|^\([^:]*\): *[^ ]*\.c|\1:|' >$@.d
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) $(DEMO_SRC) -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
 $(B)/.demo-deps: | $(B)/.deps
-	@debs=""; \
-	 { pkg-config --exists bdw-gc || [ -f /usr/include/gc.h ]; } 2>/dev/null || debs="libgc-dev"; \
-	 command -v gnuplot >/dev/null 2>&1 || debs="$${debs:+$$debs }gnuplot-nox"; \
-	 if [ -n "$$debs" ]; then \
-	   if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	     echo "refstore: installing $$debs (the demo's peer and chart)"; \
-	     export DEBIAN_FRONTEND=noninteractive; \
-	     { apt-get install -y -qq $$debs || \
-	       { apt-get update -qq && apt-get install -y -qq $$debs; }; } >/dev/null 2>&1 || \
-	       echo "refstore: apt-get install $$debs failed; the demo skips what is missing"; \
-	   else \
-	     echo "refstore: the demo skips what needs $$debs (apt-get install $$debs)"; \
-	   fi; \
-	 fi
+	@$(DEPS) demo
 	@touch $@
 
 demo: $(DEMO)
@@ -335,9 +306,9 @@ STRESS_SAN_SECONDS ?= 2
 DURATION ?= 3600
 TORTURE_RUN ?= 60
 
-$(B)/stress/%: stress/%.c stress/stress.h $(HDRS) $(B)/librefstore.a
+$(B)/stress/%: stress/%.c $(B)/librefstore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $< -o $@ \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) -lm
 
 stress-build: $(STRESS)
@@ -376,27 +347,15 @@ FUZZ_OBJ := $(patsubst %.c,$(FUZZ_B)/obj/%.o,$(LIB_SRC))
 
 $(FUZZ_B)/.deps:
 	@mkdir -p $(FUZZ_B)
-	@command -v $(FUZZ_CC) >/dev/null 2>&1 && \
-	  echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n){(void)d;(void)n;return 0;}' | \
-	  $(FUZZ_CC) -x c - -fsanitize=fuzzer -o $(FUZZ_B)/probe >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "refstore: installing clang libclang-rt-14-dev (the fuzzer)"; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    { apt-get install -y -qq clang libclang-rt-14-dev || \
-	      { apt-get update -qq && apt-get install -y -qq clang libclang-rt-14-dev; }; } >/dev/null || \
-	      { echo "refstore: apt-get install clang libclang-rt-14-dev failed"; exit 1; }; \
-	  else \
-	    echo "refstore: make fuzz needs clang with libFuzzer: apt-get install clang libclang-rt-14-dev"; exit 1; \
-	  fi; }
-	@rm -f $(FUZZ_B)/probe
+	@$(DEPS) fuzz
 	@touch $@
 
-$(FUZZ_B)/obj/%.o: %.c $(HDRS) $(B)/.deps $(FUZZ_B)/.deps
+$(FUZZ_B)/obj/%.o: %.c $(B)/.deps $(FUZZ_B)/.deps
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -DRS_BUILDING=1 -DRS_DEBUG=1 $(FUZZ_CFLAGS) -c $< -o $@
+	$(FUZZ_CC) -DRS_BUILDING=1 -DRS_DEBUG=1 $(FUZZ_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(FUZZ_B)/fuzz_ops: fuzz/fuzz_ops.c $(HDRS) $(FUZZ_OBJ)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(DEP_LIBS) -lm
+$(FUZZ_B)/fuzz_ops: fuzz/fuzz_ops.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(DEP_LIBS) -lm
 
 .PHONY: fuzz fuzz-regress
 fuzz: $(FUZZ_B)/fuzz_ops
@@ -413,31 +372,19 @@ fuzz-regress: $(FUZZ_B)/fuzz_ops
 # --------------------------------------------------------------------------
 .PHONY: model
 model:
-	@command -v spin >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "refstore: installing spin (the model checker)"; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    { apt-get install -y -qq spin || \
-	      { apt-get update -qq && apt-get install -y -qq spin; }; } >/dev/null || \
-	      { echo "refstore: apt-get install spin failed"; exit 1; }; \
-	  else \
-	    echo "refstore: make model needs spin: apt-get install spin"; exit 1; \
-	  fi; }
+	@$(DEPS) model
 	model/run.sh build/model
 
 # --------------------------------------------------------------------------
 # Install
 # --------------------------------------------------------------------------
-$(B)/refstore.pc: FORCE
+# refstore.pc from refstore.pc.in, for this PREFIX (hence FORCE; the file
+# is replaced only when its text changes).
+$(B)/refstore.pc: refstore.pc.in VERSION FORCE
 	@mkdir -p $(B)
-	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
-	  'Name: refstore' \
-	  'Description: shared object graphs for threaded C: biased and deferred reference counting over RCU' \
-	  'Version: $(VERSION)' \
-	  'Requires.private: liburcu-qsbr liburcu-cds jemalloc' \
-	  'Libs: -L$${libdir} -lrefstore' \
-	  'Libs.private: -lpthread' \
-	  'Cflags: -I$${includedir}' > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	  -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' refstore.pc.in >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 install: lib $(B)/refstore.pc
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)
@@ -454,3 +401,11 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# --------------------------------------------------------------------------
+# The header dependencies written by the compiles above (DEPFLAGS), of the
+# sources that exist now.
+# --------------------------------------------------------------------------
+DEP_FILES := $(LIB_OBJ:.o=.d) $(TESTS:.t=.d) $(EXAMPLE:=.d) $(BENCHES:=.d) \
+             $(DEMO).d $(STRESS:=.d) $(FUZZ_OBJ:.o=.d) $(FUZZ_B)/fuzz_ops.d
+-include $(wildcard $(DEP_FILES))

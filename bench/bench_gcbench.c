@@ -87,89 +87,32 @@
  * Without libgc at build time the Boehm side says "peer skipped" and the
  * rest runs.  At the end rs_shutdown() must find no object alive.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#ifdef HAVE_BOEHM
-/* GC_THREADS: the workers of the Boehm runs allocate from the collected heap
- * and register themselves (GC_register_my_thread); no redirection of
- * pthread_create, so refstore's and malloc's threads stay plain. */
-#define GC_THREADS 1
-#define GC_NO_THREAD_REDIRECTS 1
-#include <gc.h>
-#endif
+/* A node of the refstore trees (tree_hooks.h makes its type). */
+struct rnode {
+	struct rnode *left, *right;	/* counted references */
+	int i, j;
+};
 
-#include "refstore.h"
-#include "bench.h"
+#define TREE_NODE_NAME "gcbench_node"
+#include "tree_hooks.h"
 
-/* Under ThreadSanitizer the Boehm GC may fail to stop its other threads
- * (TSan delivers a signal only when the thread reaches a call it
- * intercepts, and the GC aborts with "Signals delivery fails
- * constantly"), so the multi-threaded Boehm runs are skipped there. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-#define MAXREP 64
-#define MAXTHREADS 64
-#define MIN_DEPTH 4
 #define ARRAY_SLOT 1000		/* the array slot step 4 looks at */
 
 static int g_stretch = 17, g_long = 16, g_max = 16;
 static size_t g_array = 500000;
 static int g_quick, g_longmode;
-static long g_wrong;
 
 /* Nodes allocated by the calling thread (every implementation counts the
  * same way: one per node it makes). */
 static _Thread_local uint64_t t_built;
-
-static uint64_t tree_nodes(int depth)
-{
-	return ((uint64_t)1 << (depth + 1)) - 1;
-}
 
 /* N(d): short-lived trees of depth d per direction */
 static uint64_t iterations(int depth)
 {
 	return 2 * tree_nodes(g_stretch) / tree_nodes(depth);
 }
-
-/* ---- one implementation, as the driver sees it ------------------------ */
-
-struct impl {
-	const char *name;
-	const char *skip;		/* set: not run, and why */
-	void (*run_begin)(void);	/* main thread, before a timed run */
-	void (*run_end)(void);		/* main thread, after the cleanup */
-	void (*enter)(void);		/* a worker thread starts */
-	void (*leave)(void);		/* ... and ends */
-	void (*block)(void);		/* main thread is about to join */
-	void (*unblock)(void);
-	void (*between)(void);		/* after each tree */
-	/* build a tree of the given depth, check it, drop it; returns the
-	 * nodes allocated for it plus its path check */
-	uint64_t (*top_down)(int depth);
-	uint64_t (*bottom_up)(int depth);
-	void (*long_build)(void);	/* the long-lived tree and array */
-	uint64_t (*long_check)(void);	/* step 4 (any thread) */
-	void (*long_release)(void);	/* untimed */
-};
 
 /* The path check of a private tree: the sum of i along its leftmost path
  * plus the sum along its rightmost path (d(d + 1) for a tree of depth d). */
@@ -188,35 +131,7 @@ static uint64_t fn(const type *root)					\
 
 /* ---- refstore --------------------------------------------------------- */
 
-struct rnode {
-	struct rnode *left, *right;	/* counted references */
-	int i, j;
-};
-
-static void rnode_traverse(void *obj, rs_visit_fn visit, void *arg)
-{
-	struct rnode *n = obj;
-
-	if (n->left)
-		visit(n->left, arg);
-	if (n->right)
-		visit(n->right, arg);
-}
-
 PATH_CHECK_FN(r_path, struct rnode)
-
-static const rs_type rnode_type = {
-	"gcbench_node", sizeof(struct rnode), rnode_traverse, NULL, NULL, 0,
-};
-
-/* The same node for the "refstore (untracked)" line: declared acyclic, so
- * the collector neither tracks nor counts it. */
-static const rs_type rnode_untracked_type = {
-	"gcbench_node_untracked", sizeof(struct rnode), rnode_traverse, NULL,
-	NULL, RS_TYPE_NO_CYCLES,
-};
-
-#include "tree_hooks.h"
 
 struct rarray {
 	size_t n;
@@ -326,6 +241,12 @@ static void r_long_release(void)
 		die("rs_clear");
 }
 
+static const struct tree_ops r_ops = {
+	.tree = { r_top_down, r_bottom_up },
+	.long_build = r_long_build, .long_check = r_long_check,
+	.long_release = r_long_release,
+};
+
 /* ---- Boehm GC --------------------------------------------------------- */
 
 #ifdef HAVE_BOEHM
@@ -425,6 +346,12 @@ static void b_long_release(void)
 	g_b_long = NULL;
 	g_b_array = NULL;
 }
+
+static const struct tree_ops b_ops = {
+	.tree = { b_top_down, b_bottom_up },
+	.long_build = b_long_build, .long_check = b_long_check,
+	.long_release = b_long_release,
+};
 
 #endif
 
@@ -542,92 +469,18 @@ static void m_long_release(void)
 	g_m_array = NULL;
 }
 
-/* ---- the implementations ---------------------------------------------- */
-
-enum { RS, RS_UNTRACKED, BOEHM, MALLOC, NIMPL };
-
-static char g_boehm_name[64] = "Boehm GC";
-
-static struct impl g_impl[NIMPL] = {
-	[RS] = {
-		.name = "refstore",
-		.run_begin = r_run_begin, .run_end = r_run_end,
-		.enter = r_enter, .leave = r_leave,
-		.block = r_block, .unblock = r_unblock,
-		.between = r_between,
-		.top_down = r_top_down, .bottom_up = r_bottom_up,
-		.long_build = r_long_build, .long_check = r_long_check,
-		.long_release = r_long_release,
-	},
-	[RS_UNTRACKED] = {
-		.name = "refstore (untracked)",
-		.run_begin = r_untracked_run_begin, .run_end = r_run_end,
-		.enter = r_enter, .leave = r_leave,
-		.block = r_block, .unblock = r_unblock,
-		.between = r_between,
-		.top_down = r_top_down, .bottom_up = r_bottom_up,
-		.long_build = r_long_build, .long_check = r_long_check,
-		.long_release = r_long_release,
-	},
-	[BOEHM] = {
-		.name = g_boehm_name,
-#ifdef HAVE_BOEHM
-		.run_end = b_run_end,
-		.enter = b_enter, .leave = b_leave,
-		.top_down = b_top_down, .bottom_up = b_bottom_up,
-		.long_build = b_long_build, .long_check = b_long_check,
-		.long_release = b_long_release,
-#else
-		.skip = "peer skipped: built without libgc (libgc-dev was "
-			"missing at build time)",
-#endif
-	},
-	[MALLOC] = {
-		.name = "glibc malloc",
-		.top_down = m_top_down, .bottom_up = m_bottom_up,
-		.long_build = m_long_build, .long_check = m_long_check,
-		.long_release = m_long_release,
-	},
+static const struct tree_ops m_ops = {
+	.tree = { m_top_down, m_bottom_up },
+	.long_build = m_long_build, .long_check = m_long_check,
+	.long_release = m_long_release,
 };
 
-/* ---- the driver ------------------------------------------------------- */
+/* ---- the run, for the driver (trees.h) ------------------------------- */
 
-/* Step 3 and 4 for worker k of nt. */
-static uint64_t share(const struct impl *im, int k, int nt)
+/* Step 1: the stretch tree; its check. */
+static uint64_t stretch_tree(const struct impl *im)
 {
-	uint64_t sum = 0, n, it;
-	int d;
-
-	for (d = MIN_DEPTH; d <= g_max; d += 2) {
-		n = share_of(iterations(d), k, nt);
-		for (it = 0; it < n; it++) {
-			sum += im->top_down(d);
-			hook(im->between);
-		}
-		for (it = 0; it < n; it++) {
-			sum += im->bottom_up(d);
-			hook(im->between);
-		}
-	}
-	return sum + im->long_check();
-}
-
-/* One timed run; its checksum in *sum.  Seconds. */
-static double run_once(const struct impl *im, int nt, uint64_t *sum)
-{
-	uint64_t t0, s;
-
-	hook(im->run_begin);
-	t0 = now_ns();
-	s = im->bottom_up(g_stretch);		/* 1: the stretch tree */
-	hook(im->between);
-	im->long_build();			/* 2 */
-	s += run_shares(im, nt);		/* 3, 4 */
-	t0 = now_ns() - t0;
-	im->long_release();
-	hook(im->run_end);
-	*sum = s;
-	return (double)t0 / 1e9;
+	return im->ops->tree[1](g_stretch);	/* bottom-up */
 }
 
 /* The checksum a run must have, from the formulas. */
@@ -661,8 +514,6 @@ static void measure_name(char *buf, size_t len, int nt)
 
 #include "trees.h"
 
-static int g_ncfg;
-
 static void usage(const char *prog, int status)
 {
 	fprintf(status ? stderr : stdout,
@@ -679,27 +530,14 @@ static void usage(const char *prog, int status)
 
 int main(int argc, char **argv)
 {
-	char name[160];
-	long left, v;
-	int c, reps = 0, nt = 2, i;
-	char *end;
+	int c, reps = 0, nt = 2;
 
 	while ((c = getopt(argc, argv, "qlr:t:h")) != -1) {
 		switch (c) {
 		case 'q': g_quick = 1; break;
 		case 'l': g_longmode = 1; break;
-		case 'r':
-			v = strtol(optarg, &end, 10);
-			if (*end || v < 1 || v > MAXREP)
-				usage(argv[0], 2);
-			reps = (int)v;
-			break;
-		case 't':
-			v = strtol(optarg, &end, 10);
-			if (*end || v < 2 || v > MAXTHREADS)
-				usage(argv[0], 2);
-			nt = (int)v;
-			break;
+		case 'r': reps = opt_int(argv[0], 1, MAXREP); break;
+		case 't': nt = opt_int(argv[0], 2, MAXTHREADS); break;
 		case 'h': usage(argv[0], 0); break;
 		default: usage(argv[0], 2);
 		}
@@ -721,17 +559,7 @@ int main(int argc, char **argv)
 		reps = g_quick || g_longmode ? 3 : 5;
 	rarray_type.size = offsetof(struct rarray, v) + g_array * sizeof(double);
 
-#ifdef HAVE_BOEHM
-	GC_INIT();
-	GC_allow_register_threads();
-	snprintf(g_boehm_name, sizeof(g_boehm_name), "Boehm GC %u.%u",
-		 GC_get_version() >> 16, (GC_get_version() >> 8) & 0xff);
-#endif
-	if (rs_init(NULL) || rs_thread_attach())
-		die("refstore init");
-	g_r_base = rs_live();
-	rs_offline();		/* online only during refstore's runs */
-
+	trees_init();
 	printf("bench_gcbench: GCBench; stretch tree depth %d, long-lived tree "
 	       "depth %d and %zu doubles, short-lived trees of depth %d..%d "
 	       "step 2 (top-down and bottom-up), node {left, right, int i, j}\n",
@@ -740,39 +568,5 @@ int main(int argc, char **argv)
 	       "split among them); %d runs per implementation each, "
 	       "interleaved; %ld CPUs\n", nt, reps,
 	       sysconf(_SC_NPROCESSORS_ONLN));
-#ifdef HAVE_BOEHM
-	printf("peers: Boehm GC %u.%u.%u (GC_MALLOC, default settings, %d "
-	       "marker thread(s)), glibc malloc/free\n", GC_get_version() >> 16,
-	       (GC_get_version() >> 8) & 0xff, GC_get_version() & 0xff,
-	       GC_get_parallel() + 1);
-#else
-	printf("peers: Boehm GC: %s; glibc malloc/free\n", g_impl[BOEHM].skip);
-#endif
-	fflush(stdout);
-
-	run_config(&g_cfg[g_ncfg++], 1, reps);
-	print_config(&g_cfg[0]);
-	run_config(&g_cfg[g_ncfg++], nt, reps);
-	print_config(&g_cfg[1]);
-
-	rs_online();
-	rs_thread_detach();
-	left = rs_shutdown();
-	printf("\nrs_shutdown() = %ld (live objects; expect 0)\n", left);
-	if (left) {
-		printf("WRONG: rs_shutdown() found %ld objects alive\n", left);
-		g_wrong++;
-	}
-	if (g_wrong)
-		printf("WRONG: %ld result(s) above were wrong\n", g_wrong);
-
-	printf("\n");
-	for (c = 0; c < g_ncfg; c++) {
-		measure_name(name, sizeof(name), g_cfg[c].nt);
-		for (i = BOEHM; i < NIMPL; i++)
-			if (!g_cfg[c].skip[i])
-				bench_row(name, g_cfg[c].med[RS], "s",
-					  g_impl[i].name, g_cfg[c].med[i], 0);
-	}
-	return g_wrong ? 1 : 0;
+	return trees_run(nt, reps);
 }

@@ -1,4 +1,4 @@
-# demo_plot.gp - the demo's chart (bench/demo.c runs it after a run):
+# demo_plot.gp - the demo's chart (bench/demo/files.c runs it after a run):
 #
 #   gnuplot -e "dir='build/demo'; have_rs=1; have_boehm=1; subtitle='...'" \
 #           bench/demo_plot.gp

@@ -1,20 +1,98 @@
 /*
- * tree_hooks.h - what bench_gcbench.c and bench_bintree.c do the same way
- * around their trees: the driver's hook caller, the split of iterations
- * among workers, and the runtimes' hooks (a worker thread's entry and exit,
- * blocking around a join, the safepoint between trees, the end of a run),
- * and the workers that run a configuration's shares of the trees.
- * Their trees, checksums and long-lived structures stay in each program.
+ * tree_hooks.h - the first half of the driver that bench_gcbench.c and
+ * bench_bintree.c share: the headers and limits both use, an
+ * implementation as the driver sees it (struct impl), refstore's node type,
+ * the split of iterations among workers, the runtimes' hooks (a worker
+ * thread's entry and exit, blocking around a join, the safepoint between
+ * trees, the end of a run) and the workers that run a configuration's
+ * shares of the trees.  trees.h is the second half.  Their trees,
+ * checksums and long-lived structures stay in each program.
  *
- * The including file has already defined g_wrong, die (bench.h), the
- * refstore node types rnode_type and rnode_untracked_type, struct impl
- * (with the hooks enter, leave, block, unblock), MAXTHREADS, and, when
- * HAVE_BOEHM is set, included <gc.h>; it defines share() after it.  This header defines g_rtype (the
- * node type of the current run, tracked or untracked), g_r_base (refstore's
- * live objects between runs) and rs_live.
+ * The including file defines, before including it, struct rnode (its
+ * refstore node; the counted references are left and right) and
+ * TREE_NODE_NAME (the name of the node type).  This header defines g_rtype
+ * (the node type of the current run, tracked or untracked), g_r_base
+ * (refstore's live objects between runs) and rs_live.
  */
 #ifndef RS_BENCH_TREE_HOOKS_H
 #define RS_BENCH_TREE_HOOKS_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_BOEHM
+/* GC_THREADS: the workers of the Boehm runs allocate from the collected heap
+ * and register themselves (GC_register_my_thread); no redirection of
+ * pthread_create, so refstore's and malloc's threads stay plain. */
+#define GC_THREADS 1
+#define GC_NO_THREAD_REDIRECTS 1
+#include <gc.h>
+#endif
+
+#include "refstore.h"
+#include "bench.h"
+
+/* Under ThreadSanitizer the Boehm GC may fail to stop its other threads
+ * (TSan delivers a signal only when the thread reaches a call it
+ * intercepts, and the GC aborts with "Signals delivery fails
+ * constantly"), so the multi-threaded Boehm runs are skipped there. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#define MAXREP 64
+#define MAXTHREADS 64
+#define MIN_DEPTH 4
+
+static long g_wrong;		/* results found wrong: the exit status */
+
+/* Nodes of a complete binary tree of the given depth. */
+static uint64_t tree_nodes(int depth)
+{
+	return ((uint64_t)1 << (depth + 1)) - 1;
+}
+
+/* ---- one implementation, as the driver sees it ------------------------ */
+
+/* The work of one run, as one implementation does it: each kind of tree
+ * (binary-trees has one; GCBench two, top-down then bottom-up) built at a
+ * depth, checked and dropped, returning its check; the long-lived
+ * structures built, checked (step 4, on any thread) and dropped (untimed). */
+#define TREE_KINDS 2
+struct tree_ops {
+	uint64_t (*tree[TREE_KINDS])(int depth);	/* NULL: no more kinds */
+	void (*long_build)(void);
+	uint64_t (*long_check)(void);
+	void (*long_release)(void);
+};
+
+struct impl {
+	const char *name;
+	const char *skip;		/* set: not run, and why */
+	void (*run_begin)(void);	/* main thread, before a timed run */
+	void (*run_end)(void);		/* main thread, after the cleanup */
+	void (*enter)(void);		/* a worker thread starts */
+	void (*leave)(void);		/* ... and ends */
+	void (*block)(void);		/* main thread is about to join */
+	void (*unblock)(void);
+	void (*between)(void);		/* after each tree */
+	const struct tree_ops *ops;	/* the program's work */
+};
 
 static void hook(void (*fn)(void))
 {
@@ -28,7 +106,7 @@ static uint64_t share_of(uint64_t n, int k, int nt)
 	return n / (uint64_t)nt + ((uint64_t)k < n % (uint64_t)nt);
 }
 
-/* The includer's: worker k of nt's share of the trees, and its check. */
+/* Worker k of nt's share of the trees, and its check (trees.h). */
 static uint64_t share(const struct impl *im, int k, int nt);
 
 struct job {
@@ -75,6 +153,27 @@ static uint64_t run_shares(const struct impl *im, int nt)
 }
 
 /* ---- refstore --------------------------------------------------------- */
+
+static void rnode_traverse(void *obj, rs_visit_fn visit, void *arg)
+{
+	struct rnode *n = obj;
+
+	if (n->left)
+		visit(n->left, arg);
+	if (n->right)
+		visit(n->right, arg);
+}
+
+static const rs_type rnode_type = {
+	TREE_NODE_NAME, sizeof(struct rnode), rnode_traverse, NULL, NULL, 0,
+};
+
+/* The same node for the "refstore (untracked)" line: declared acyclic, so
+ * the collector neither tracks nor counts it. */
+static const rs_type rnode_untracked_type = {
+	TREE_NODE_NAME "_untracked", sizeof(struct rnode), rnode_traverse,
+	NULL, NULL, RS_TYPE_NO_CYCLES,
+};
 
 static const rs_type *g_rtype = &rnode_type;	/* set before each run */
 static size_t g_r_base;			/* live objects between runs */

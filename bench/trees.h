@@ -1,19 +1,101 @@
 /*
- * trees.h - the driver that bench_gcbench.c and bench_bintree.c share: run
- * every implementation of a configuration (thread count) in rotation, check
- * each run's checksum, gather refstore's collections, print the table.
+ * trees.h - the second half of the driver that bench_gcbench.c and
+ * bench_bintree.c share (tree_hooks.h is the first): the table of
+ * implementations, one timed run, every implementation of a configuration
+ * (thread count) run in rotation with each run's checksum checked,
+ * refstore's collections gathered, the tables printed, and the part of
+ * main() both have (the runtimes started; both configurations run; the
+ * shutdown check and the summary rows).
  *
- * The including file defines, before including it: the enum RS,
- * RS_UNTRACKED, BOEHM, MALLOC, NIMPL; g_impl[NIMPL] (name, skip); MAXREP;
- * UNDER_TSAN; g_wrong; and declares run_once, expected_sum and
- * measure_name (its own workload, its checksum formula, its row names).
+ * The including file defines, before including it: the work of each
+ * implementation (struct tree_ops r_ops, m_ops, and b_ops when HAVE_BOEHM
+ * is set), g_max (the largest depth of step 3), iterations (step 3's trees
+ * of each kind at a depth), stretch_tree (step 1: the stretch tree built,
+ * checked and dropped), expected_sum (the checksum a run must have) and
+ * measure_name (its rows' names); after it, usage (called on a bad option
+ * value).
  */
 #ifndef RS_BENCH_TREES_H
 #define RS_BENCH_TREES_H
 
-static double run_once(const struct impl *im, int nt, uint64_t *sum);
-static uint64_t expected_sum(int nt);
-static void measure_name(char *buf, size_t len, int nt);
+static void usage(const char *prog, int status);
+
+/* ---- the implementations ---------------------------------------------- */
+
+enum { RS, RS_UNTRACKED, BOEHM, MALLOC, NIMPL };
+
+static char g_boehm_name[64] = "Boehm GC";
+
+static struct impl g_impl[NIMPL] = {
+	[RS] = {
+		.name = "refstore",
+		.run_begin = r_run_begin, .run_end = r_run_end,
+		.enter = r_enter, .leave = r_leave,
+		.block = r_block, .unblock = r_unblock,
+		.between = r_between, .ops = &r_ops,
+	},
+	[RS_UNTRACKED] = {
+		.name = "refstore (untracked)",
+		.run_begin = r_untracked_run_begin, .run_end = r_run_end,
+		.enter = r_enter, .leave = r_leave,
+		.block = r_block, .unblock = r_unblock,
+		.between = r_between, .ops = &r_ops,
+	},
+	[BOEHM] = {
+		.name = g_boehm_name,
+#ifdef HAVE_BOEHM
+		.run_end = b_run_end,
+		.enter = b_enter, .leave = b_leave,
+		.ops = &b_ops,
+#else
+		.skip = "peer skipped: built without libgc (libgc-dev was "
+			"missing at build time)",
+#endif
+	},
+	[MALLOC] = {
+		.name = "glibc malloc",
+		.ops = &m_ops,
+	},
+};
+
+/* ---- the driver ------------------------------------------------------- */
+
+/* Steps 3 and 4 for worker k of nt: its share of the trees of each depth
+ * d = MIN_DEPTH, MIN_DEPTH + 2, ..., g_max, kind after kind, a safepoint
+ * (refstore) after each tree; then the long-lived structures' check. */
+static uint64_t share(const struct impl *im, int k, int nt)
+{
+	uint64_t sum = 0, n, it;
+	int d, f;
+
+	for (d = MIN_DEPTH; d <= g_max; d += 2) {
+		n = share_of(iterations(d), k, nt);
+		for (f = 0; f < TREE_KINDS && im->ops->tree[f]; f++)
+			for (it = 0; it < n; it++) {
+				sum += im->ops->tree[f](d);
+				hook(im->between);
+			}
+	}
+	return sum + im->ops->long_check();
+}
+
+/* One timed run; its checksum in *sum.  Seconds. */
+static double run_once(const struct impl *im, int nt, uint64_t *sum)
+{
+	uint64_t t0, s;
+
+	hook(im->run_begin);
+	t0 = now_ns();
+	s = stretch_tree(im);			/* 1: the stretch tree */
+	hook(im->between);
+	im->ops->long_build();			/* 2 */
+	s += run_shares(im, nt);		/* 3, 4 */
+	t0 = now_ns() - t0;
+	im->ops->long_release();
+	hook(im->run_end);
+	*sum = s;
+	return (double)t0 / 1e9;
+}
 
 struct cfg {
 	int nt;
@@ -137,6 +219,83 @@ static void print_config(const struct cfg *c)
 		       "(the untimed GC_gcollect after each included)\n",
 		       c->n[BOEHM] ? (double)c->boehm_gcs / c->n[BOEHM] : 0.0);
 	fflush(stdout);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+/* The value of an option (optarg) that must be an integer from lo to hi;
+ * anything else ends in usage(prog, 2). */
+static int opt_int(const char *prog, long lo, long hi)
+{
+	char *end;
+	long v = strtol(optarg, &end, 10);
+
+	if (*end || v < lo || v > hi)
+		usage(prog, 2);
+	return (int)v;
+}
+
+/* Starts both runtimes: Boehm's (threads may register) and refstore's, the
+ * main thread attached, and offline but during refstore's runs. */
+static void trees_init(void)
+{
+#ifdef HAVE_BOEHM
+	GC_INIT();
+	GC_allow_register_threads();
+	snprintf(g_boehm_name, sizeof(g_boehm_name), "Boehm GC %u.%u",
+		 GC_get_version() >> 16, (GC_get_version() >> 8) & 0xff);
+#endif
+	if (rs_init(NULL) || rs_thread_attach())
+		die("refstore init");
+	g_r_base = rs_live();
+	rs_offline();		/* online only during refstore's runs */
+}
+
+/* After the program's own header lines: the peers, both configurations
+ * (one thread, then nt) with reps runs each, refstore's shutdown (no object
+ * may be left), the summary rows.  The exit status: 1 if anything was
+ * wrong. */
+static int trees_run(int nt, int reps)
+{
+	char name[160];
+	long left;
+	int c, i;
+
+#ifdef HAVE_BOEHM
+	printf("peers: Boehm GC %u.%u.%u (GC_MALLOC, default settings, %d "
+	       "marker thread(s)), glibc malloc/free\n", GC_get_version() >> 16,
+	       (GC_get_version() >> 8) & 0xff, GC_get_version() & 0xff,
+	       GC_get_parallel() + 1);
+#else
+	printf("peers: Boehm GC: %s; glibc malloc/free\n", g_impl[BOEHM].skip);
+#endif
+	fflush(stdout);
+
+	run_config(&g_cfg[0], 1, reps);
+	print_config(&g_cfg[0]);
+	run_config(&g_cfg[1], nt, reps);
+	print_config(&g_cfg[1]);
+
+	rs_online();
+	rs_thread_detach();
+	left = rs_shutdown();
+	printf("\nrs_shutdown() = %ld (live objects; expect 0)\n", left);
+	if (left) {
+		printf("WRONG: rs_shutdown() found %ld objects alive\n", left);
+		g_wrong++;
+	}
+	if (g_wrong)
+		printf("WRONG: %ld result(s) above were wrong\n", g_wrong);
+
+	printf("\n");
+	for (c = 0; c < 2; c++) {
+		measure_name(name, sizeof(name), g_cfg[c].nt);
+		for (i = BOEHM; i < NIMPL; i++)
+			if (!g_cfg[c].skip[i])
+				bench_row(name, g_cfg[c].med[RS], "s",
+					  g_impl[i].name, g_cfg[c].med[i], 0);
+	}
+	return g_wrong ? 1 : 0;
 }
 
 #endif /* RS_BENCH_TREES_H */

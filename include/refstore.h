@@ -138,6 +138,8 @@ typedef int (*rs_map_fn)(const void *key, size_t klen, void *value,
 RS_API rs_map *rs_map_new(void);
 RS_API int rs_map_free(rs_map *map);
 RS_API int rs_map_put(rs_map *map, const void *key, size_t klen, void *obj);
+RS_API int rs_map_put_steal(rs_map *map, const void *key, size_t klen,
+			    void *obj);
 RS_API void *rs_map_get(rs_map *map, const void *key, size_t klen);
 RS_API void *rs_map_get_ref(rs_map *map, const void *key, size_t klen);
 RS_API int rs_map_del(rs_map *map, const void *key, size_t klen);
@@ -245,6 +247,12 @@ struct rs_stats {
 	size_t retained_bytes;		/* slabs with no live object: empty
 					   (waiting for a grace period or
 					   reuse) or never assigned */
+	/* The cycle collector's backlog: old objects a decrement left with
+	 * references since a collection last examined them (each may be part of
+	 * garbage cycles), and how many make the next collection of the old
+	 * generations due. */
+	size_t gc_candidates;
+	size_t gc_candidate_trigger;
 };
 
 RS_API int rs_stats(struct rs_stats *out);
@@ -294,6 +302,12 @@ struct rs__head {
 #define RS__B_FROZEN 0x2000u	/* in the permanent generation */
 #define RS__B_HELD 0x4000u	/* garbage held while its finalizers run */
 #define RS__B_RELEASED 0x8000u	/* dying, its references given back already */
+#define RS__B_CLEAN 0x10000u	/* tracked, and no decrement has left it with
+				   references since a collection found it
+				   alive (or since rs_new): not a cycle
+				   candidate.  The inline rs_decref leaves it
+				   to the slow path, which records the
+				   candidate (lib/gc.c) */
 
 struct rs__tls {
 	uint64_t tid;		/* 0 when the thread is not attached */
@@ -331,7 +345,9 @@ static inline void *rs_incref(void *obj)
 }
 
 /* The owner of a private object whose count stays above zero decrements at
- * once; everything else is logged and applied later (rs__decref_slow). */
+ * once; everything else is logged and applied later (rs__decref_slow),
+ * including the first such decrement of a CLEAN object, which makes it a
+ * cycle candidate. */
 static inline int rs_decref(void *obj)
 {
 	struct rs__head *h;
@@ -343,7 +359,7 @@ static inline int rs_decref(void *obj)
 	if (__builtin_expect(__atomic_load_n(&h->tid, __ATOMIC_RELAXED) ==
 				     rs__tls.tid &&
 			     !(__atomic_load_n(&h->bits, __ATOMIC_RELAXED) &
-			       RS__B_PUBLISHED), 1)) {
+			       (RS__B_PUBLISHED | RS__B_CLEAN)), 1)) {
 		local = __atomic_load_n(&h->local, __ATOMIC_RELAXED);
 		if (__builtin_expect(local > 1, 1)) {
 			__atomic_store_n(&h->local, local - 1, __ATOMIC_RELAXED);

@@ -25,6 +25,7 @@
 #define rs__add_fetch_relaxed(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 #define rs__add_release(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELEASE)
 #define rs__or_relaxed(p, v) __atomic_fetch_or((p), (v), __ATOMIC_RELAXED)
+#define rs__and_relaxed(p, v) __atomic_fetch_and((p), (v), __ATOMIC_RELAXED)
 #define rs__xchg_acq_rel(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
 #define rs__xchg_acquire(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQUIRE)
 /* Strong compare-and-swap; on failure *expected receives the current value. */

@@ -118,6 +118,10 @@ static void merge_zero_local(struct rs__thread *t, struct rs__head *h)
 		rs__push_dying(t, h);	/* true count 0: nobody else holds it */
 		return;
 	}
+	/* it may keep references: a cycle candidate, while we still may
+	 * touch it (the CAS below may let another thread free it) */
+	if (rs__load_relaxed(&h->bits) & RS__B_CLEAN)
+		rs__gc_candidate(h);
 	rs__set_owner(h, RS__TID_MERGED);
 	for (;;) {
 		if (RS__S_STATE(w) == RS__S_QUEUED)
@@ -277,6 +281,8 @@ void rs__decref_now(struct rs__thread *t, void *obj)
 			rs__die("rs_decref", obj,
 				"count underflow on object of type '%s'",
 				rs__type_name(h));
+		if (local > 1 && (bits & RS__B_CLEAN))
+			rs__gc_candidate(h);	/* references stay */
 		rs__store_relaxed(&h->local, local - 1);
 		if (local == 1)
 			merge_zero_local(t, h);
@@ -284,6 +290,14 @@ void rs__decref_now(struct rs__thread *t, void *obj)
 	}
 	w = rs__load_relaxed(&h->shared);
 	do {
+		/* Unless this is the last reference of a merged object, some
+		 * may stay: a cycle candidate, marked before the CAS after
+		 * which another thread may free the object. */
+		if ((bits & RS__B_CLEAN) &&
+		    !(RS__S_STATE(w) == RS__S_MERGED && RS__S_COUNT(w) <= 1)) {
+			rs__gc_candidate(h);
+			bits &= ~RS__B_CLEAN;
+		}
 		if (RS__S_STATE(w) == RS__S_MERGED && RS__S_COUNT(w) <= 0)
 			rs__die("rs_decref", obj,
 				"count underflow on object of type '%s' (more "

@@ -37,6 +37,10 @@ struct rs__gc_state {
 	int enabled;
 	unsigned debug_flags;
 	int64_t young_count;	/* births - deaths of young objects */
+	size_t candidates;	/* old objects marked as cycle candidates
+				   since the last candidate collection */
+	size_t cand_factor;	/* doubles while candidate collections find
+				   nothing (rs__gc_cand_trigger) */
 
 	/* Sync: the role (written), atomic relaxed (read by rs_gc_get_count). */
 	long gen_count[RS_GC_GENERATIONS];
@@ -107,7 +111,11 @@ static inline void rs__prefetch_head(void *obj)
 /* ------------------------------------------------------------------------ */
 /* lib/gc_log.c                                                              */
 /* ------------------------------------------------------------------------ */
-typedef bool (*rs__keep_fn)(void *obj, void *arg);
+/* What rs__log_compact does with an entry: drop it, keep it (with its
+ * candidate bit), keep it as a cycle candidate, or keep it and clear its
+ * candidate bit. */
+enum { RS__DROP = 0, RS__KEEP = 1, RS__KEEP_CAND = 2, RS__KEEP_CLEAN = 3 };
+typedef int (*rs__keep_fn)(void *obj, void *arg);
 int rs__log_append(struct rs__gclog *log, void *obj);
 size_t rs__log_compact(struct rs__gclog *log, rs__keep_fn keep, void *arg,
 		       struct rs__chunk **rest);
@@ -116,6 +124,9 @@ void rs__chunks_free(struct rs__chunk *c);
 void rs__gc_flush_delta(struct rs__thread *t);
 struct rs__logset *rs__logset_new(int gen);
 void rs__gc_logs_free(void);
+unsigned rs__gen_tidy(struct rs__gclog *log, unsigned max);
+void rs__gc_count_candidates(void);
+size_t rs__gc_cand_trigger(void);
 
 /* ------------------------------------------------------------------------ */
 /* lib/gc.c                                                                  */

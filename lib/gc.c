@@ -50,6 +50,19 @@
  * finalizer made reachable from outside, and all it reaches, is resurrected
  * and goes back to a log; the rest is freed as above.
  *
+ * Collections of the old generations, from cycle candidates
+ * ---------------------------------------------------------
+ * Automatic collections never examine the whole heap.  A decrement that
+ * leaves an object with references clears its CLEAN bit first
+ * (rs__gc_candidate, lib/gc_log.c); an old object then gets a bit in its
+ * chunk's candidate bitmap, a young one when it is promoted.  A candidate
+ * collection (cand_collection) takes candidates with everything they reach
+ * until its region holds REGION_BUDGET objects, runs steps 2-4 over that
+ * region -- closed under references, so exact -- marks the survivors CLEAN
+ * and frees the garbage as above.  docs/design.md §11 ("Cycle candidates")
+ * has the argument that every garbage cycle has a candidate.  An explicit
+ * rs_gc_collect(2) still collects the whole heap, and cleans it.
+ *
  * Invariants
  * ----------
  * (G1) Outside a stop, a tracked object is either dying/dead with a NULL
@@ -63,6 +76,12 @@
  *      stopped and every decrement applied; user code (finalizers, weak
  *      reference and collection callbacks) never runs with the world
  *      stopped.
+ * (C1) CLEAN is set only by rs_new, and by a collection on an object it
+ *      examined in a closed region (a candidate region, or the whole heap)
+ *      and found reachable; it is cleared before a decrement that may leave
+ *      the object with references is applied.
+ * (C2) An object logged in generation 1 or 2 without CLEAN has its candidate
+ *      bit set, unless a candidate collection holds it in its region.
  * (G4) One thread at a time holds the collector role (collections, freeze,
  *      referrers, the uncollectable list); it is reentrant for its holder,
  *      and rs_gc_collect from the holder returns 0 at once, so a finalizer
@@ -80,6 +99,10 @@
  *   resurrection      stopped  GC, REACH (garbage) yes         no
  *   free              running  GARBAGE, DYING     yes          destroy
  *   callbacks         running  -                  yes          weakref, gc
+ *
+ * A candidate collection has the same phases; its set is the region it grew
+ * (GC set on its members) rather than whole logs, survivors get CLEAN and
+ * garbage leaves its log by rs__gc_untrack instead of by compaction.
  */
 #define RS_BUILDING 1
 #include "collector.h"
@@ -90,8 +113,12 @@
 #include <string.h>
 
 #define IMMORTAL_REFS ((int64_t)1 << 40)
+#define REGION_BUDGET 8192	/* a candidate collection stops taking
+				   candidates once its region is this big */
+#define TIDY_CHUNKS 8		/* generation chunks compacted per collection */
 struct rs__gc_state rs__gc = {
 	.threshold = {2000, 10, 10},
+	.cand_factor = 1,
 	.enabled = 1,
 	.stats_lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -341,6 +368,7 @@ struct coll {
 	size_t nweak, nfin;	/* garbage with weak references, finalizers */
 	long collected, uncollectable;
 	uint64_t pause, ttsp, begin;
+	size_t cand_examined;	/* a candidate collection's region */
 };
 
 /* Destroy what this thread's dying list holds; it may park meanwhile. */
@@ -370,22 +398,34 @@ static void resume(struct coll *c)
 	c->ttsp += st.ttsp_ns;
 }
 
-static bool keep_survivor(void *o, void *arg)
+/*
+ * (5) for one entry.  A survivor keeps its CLEAN state, and one that lacks
+ * it becomes a candidate where it lands (a young collection examines a set
+ * that is not closed under references: an old object's reference counts as
+ * outside, so it proves nothing about cycles through older objects); a full
+ * collection examined everything, so its survivors are CLEAN and no
+ * candidate is left.
+ */
+static int keep_survivor(void *o, void *arg)
 {
 	struct coll *c = arg;
 	struct rs__head *h = rs__head_of(o);
 	uint32_t bits = rs__bits(h);
 
 	if (bits & RS__B_REACH) {
+		if (c->gen == RS_GC_GENERATIONS - 1) {
+			unmark(h, RS__B_CLEAN, RS__B_GC | RS__B_REACH);
+			return RS__KEEP_CLEAN;
+		}
 		unmark(h, 0, RS__B_GC | RS__B_REACH);
-		return true;
+		return (bits & RS__B_CLEAN) ? RS__KEEP : RS__KEEP_CAND;
 	}
 	unmark(h, RS__B_GARBAGE, RS__B_GC);
 	rs__store_relaxed(&rs__gc_of(h)->ent, NULL);
 	c->nweak += (bits & RS__B_WEAKREFS) != 0;
 	c->nfin += h->type->finalize && !(bits & RS__B_FINALIZED);
 	c->garb[c->ngarb++] = o;
-	return false;
+	return RS__DROP;
 }
 
 /* (5): survivors of the collected logs go to generation gen + 1 (2 stays
@@ -405,6 +445,7 @@ static void sort_out(struct coll *c, struct rs__logset *set)
 	else if (c->gen == 2)
 		rs__gc.long_lived_total = n, rs__gc.long_lived_pending = 0;
 	rs__log_move(dest, &all);
+	rs__gc_count_candidates();
 }
 
 /* Steps 2-4 over a set; returns the number of objects examined. */
@@ -459,6 +500,251 @@ static void trial_deletion(struct rs__logset *set, struct stack *s, int gen)
 		subtract_done(&rc.r);
 	}
 	RS__FOR_EACH_OBJ(set, o, root(o, &rc));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Candidate collections (world stopped)                                   */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The old generations are collected from their cycle candidates rather than
+ * as a whole: a region is grown from a batch of candidates by following
+ * references -- every tracked object reachable from them, young or old,
+ * frozen ones excepted -- so it is closed under references, and trial
+ * deletion over a closed region is exact: an object whose references all
+ * come from inside the region and that no object with an outside reference
+ * reaches is garbage.  The work is the size of what the candidates reach,
+ * not of the heap.  Survivors were examined in a closed region, so they
+ * become CLEAN; garbage leaves its log (the region is not a whole log).
+ */
+
+struct region {
+	void **v;		/* members: each candidate, then what it reaches */
+	uint64_t *saved;	/* their tids while gc_refs takes their place
+				   (beside the members: no trailer is touched) */
+	size_t n, cap;
+	bool failed;		/* out of memory: the region is given up */
+	struct ring ring;	/* children waiting while their headers load */
+};
+
+static bool region_room(struct region *r)
+{
+	size_t cap;
+	uint64_t *sv;
+	void **v;
+
+	if (r->n < r->cap)
+		return true;
+	if (r->failed)
+		return false;
+	cap = r->cap ? 2 * r->cap : 1024;
+	v = rs__fault(RS__FAULT_GCWORK) ? NULL : realloc(r->v, cap * sizeof(*v));
+	if (v)
+		r->v = v;
+	sv = v ? realloc(r->saved, cap * sizeof(*sv)) : NULL;
+	if (!sv) {
+		r->failed = true;
+		return false;
+	}
+	r->saved = sv;
+	r->cap = cap;
+	return true;
+}
+
+/* o joins the region (the caller made room): gc_refs = its count, in its
+ * header's tid; the tid waits in r->saved. */
+static void region_add(struct region *r, void *o)
+{
+	struct rs__head *h = rs__head_of(o);
+	uint32_t bits = rs__bits(h);
+
+	r->saved[r->n] = rs__owner_of(h);
+	rs__set_gc_refs(h, (bits & RS__B_IMMORTAL) ? IMMORTAL_REFS
+						   : true_count(h));
+	rs__store_relaxed(&h->bits, bits | RS__B_GC);
+	r->v[r->n++] = o;
+}
+
+/* Member i leaves the region: its tid back, bits changed. */
+static void region_unmark(struct region *r, size_t i, uint32_t set,
+			  uint32_t clear)
+{
+	struct rs__head *h = rs__head_of(r->v[i]);
+
+	rs__set_owner(h, r->saved[i]);
+	rs__bits_set(h, set, clear);
+}
+
+#define REGION_OUT (RS__B_DYING | RS__B_DEAD | RS__B_FROZEN | RS__B_FREE)
+
+/* A child of a member: it joins the region when first met, and loses one
+ * from gc_refs for this reference (step 3, fused with the discovery). */
+static void region_child(struct region *r, void *child)
+{
+	struct rs__head *h = rs__head_of(child);
+	uint32_t bits = rs__bits(h);
+
+	if ((bits & (RS__B_TRACKED | REGION_OUT)) != RS__B_TRACKED)
+		return;
+	if (!(bits & RS__B_GC)) {
+		if (!region_room(r))
+			return;	/* given up: see cand_collect */
+		region_add(r, child);
+	}
+	rs__set_gc_refs(h, rs__gc_refs(h) - 1);
+}
+
+static void visit_region(void *child, void *arg)
+{
+	struct region *r = arg;
+
+	if (child && (child = ring_put(&r->ring, child)))
+		region_child(r, child);
+}
+
+/* Grow the region from members[from..] until it is closed: their children
+ * join it, and theirs. */
+static void discover(struct region *r, size_t from)
+{
+	size_t i = from;
+	void *x;
+
+	for (;;) {
+		for (; i < r->n && !r->failed; i++) {
+			if (i + 4 < r->n)
+				rs__prefetch_head(r->v[i + 4]);
+			x = r->v[i];
+			rs__head_of(x)->type->traverse(x, visit_region, r);
+		}
+		if (r->failed) {
+			r->ring.n = 0;	/* given up anyway */
+			return;
+		}
+		if (!(x = ring_take(&r->ring)))
+			return;
+		region_child(r, x);
+	}
+}
+
+/* Take candidates off the generations' chunks, a batch at a time (their
+ * headers prefetched together), each batch with everything it reaches,
+ * until the region holds REGION_BUDGET objects or no candidate is left. */
+#define SEED_BATCH 64
+
+static size_t gather_seeds(void **seeds)
+{
+	struct rs__chunk *c;
+	uint64_t w;
+	uint32_t i, k;
+	size_t n = 0;
+	void *o;
+	int g;
+
+	for (g = 1; g < RS__GEN_PERM; g++) {
+		for (c = rs__gc.gens[g].first; c; c = c->next) {
+			if (!rs__load_relaxed(&c->ncand))
+				continue;
+			for (k = 0; k < RS__CHUNK_CAND_WORDS; k++) {
+				while ((w = rs__load_relaxed(&c->cand[k]))) {
+					if (n == SEED_BATCH)
+						return n;
+					i = k * 64 + (uint32_t)__builtin_ctzll(w);
+					rs__store_relaxed(&c->cand[k], w & (w - 1));
+					rs__store_relaxed(&c->ncand,
+							  rs__load_relaxed(&c->ncand) - 1);
+					o = i < c->n ? rs__load_relaxed(&c->ent[i])
+						     : NULL;
+					if (!o)
+						continue;	/* died since */
+					rs__prefetch_head(o);
+					seeds[n++] = o;
+				}
+			}
+		}
+	}
+	return n;
+}
+
+static void take_seeds(struct region *r)
+{
+	void *seeds[SEED_BATCH];
+	size_t n, i, from;
+
+	while (r->n < REGION_BUDGET && !r->failed &&
+	       (n = gather_seeds(seeds))) {
+		from = r->n;
+		for (i = 0; i < n; i++) {
+			if (rs__bits(rs__head_of(seeds[i])) &
+			    (RS__B_CLEAN | RS__B_GC | REGION_OUT))
+				continue;
+			if (!region_room(r)) {
+				/* not taken: a candidate again */
+				rs__bits_set(rs__head_of(seeds[i]), RS__B_CLEAN, 0);
+				rs__gc_candidate(rs__head_of(seeds[i]));
+				continue;
+			}
+			region_add(r, seeds[i]);
+		}
+		discover(r, from);
+	}
+}
+
+/* The region could not grow: put every member back as it was -- the
+ * candidates among them candidates again. */
+static void region_abandon(struct region *r)
+{
+	struct rs__head *h;
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		h = rs__head_of(r->v[i]);
+		region_unmark(r, i, 0, RS__B_GC | RS__B_REACH);
+		if (!(rs__bits(h) & RS__B_CLEAN)) {
+			rs__bits_set(h, RS__B_CLEAN, 0);
+			rs__gc_candidate(h);
+		}
+	}
+	r->n = 0;
+}
+
+/* Steps 2-5 over the region grown from a batch of candidates; the garbage
+ * goes to c->garb.  Returns -1 if it ran out of memory (nothing changed). */
+static int cand_collect(struct coll *c, struct region *r, struct stack *s)
+{
+	struct reach rc = {.s = s};
+	struct rs__head *h;
+	uint32_t bits;
+	size_t i;
+	void *o;
+
+	take_seeds(r);
+	s->v = r->failed || rs__fault(RS__FAULT_GCWORK) ? NULL :
+	       malloc((r->n ? r->n : 1) * sizeof(void *));
+	if (!s->v) {
+		region_abandon(r);
+		return -1;
+	}
+	s->cap = r->n;
+	for (i = 0; i < r->n; i++)
+		root(r->v[i], &rc);
+	c->garb = r->v;		/* garbage is written over what was read */
+	for (i = 0; i < r->n; i++) {
+		if (i + 8 < r->n)
+			rs__prefetch_head(r->v[i + 8]);
+		o = r->v[i];
+		h = rs__head_of(o);
+		bits = rs__bits(h);
+		if (bits & RS__B_REACH) {
+			region_unmark(r, i, RS__B_CLEAN, RS__B_GC | RS__B_REACH);
+			continue;
+		}
+		region_unmark(r, i, RS__B_GARBAGE, RS__B_GC);
+		rs__gc_untrack(c->t, h);
+		c->nweak += (bits & RS__B_WEAKREFS) != 0;
+		c->nfin += h->type->finalize && !(bits & RS__B_FINALIZED);
+		c->garb[c->ngarb++] = o;
+	}
+	return 0;
 }
 
 /* Take one counted reference to a garbage object (world stopped): its
@@ -538,6 +824,9 @@ static void save_all(struct coll *c)
 		if (rs__log_append(&rs__gc.gens[2], o))
 			rs__die("rs_gc_collect", o,
 				"out of memory logging an uncollectable object");
+		/* (C2): a logged old object without CLEAN is a candidate */
+		rs__bits_set(rs__head_of(o), RS__B_CLEAN, 0);
+		rs__gc_candidate(rs__head_of(o));
 	}
 	c->uncollectable += (long)c->ngarb;
 	c->ngarb = 0;
@@ -604,6 +893,10 @@ static void resurrection(struct coll *c, struct stack *s)
 			if (rs__log_append(dest, o))
 				rs__die("rs_gc_collect", o,
 					"out of memory logging a resurrected object");
+			/* the collector's reference given back leaves others:
+			 * a candidate, like any such decrement */
+			rs__bits_set(h, RS__B_CLEAN, 0);
+			rs__gc_candidate(h);
 		} else {
 			unmark(h, RS__B_GARBAGE, RS__B_GC);
 			c->garb[n++] = o;
@@ -668,11 +961,52 @@ void rs__gc_count_collection(int gen)
 				  rs__load_relaxed(&rs__gc.gen_count[gen + 1]) + 1);
 }
 
+/*
+ * The garbage of a collection, found with the world stopped: weak
+ * references cleared, finalizers run (PEP 442) with the world resumed and
+ * the resurrected sorted out with it stopped again, then the world resumed
+ * and the garbage freed.  Returns the unreachable objects found.
+ */
+static long finish(struct coll *c)
+{
+	struct stack resurrect = {0};
+	long found = (long)c->ngarb;
+	size_t i;
+
+	if (c->ngarb) {
+		if (c->nweak)
+			clear_weak(c);
+		if (rs__load_relaxed(&rs__gc.debug_flags) & RS_GC_DEBUG_SAVEALL) {
+			save_all(c);
+		} else if (c->nfin) {
+			for (i = 0; i < c->ngarb; i++) {
+				hold(c->garb[i]);
+				rs__bits_set(rs__head_of(c->garb[i]), RS__B_HELD,
+					     RS__B_GARBAGE);
+			}
+			resume(c);
+			cascade(c->t);
+			finalize(c);
+			resurrect.v = rs__fault(RS__FAULT_GCWORK) ? NULL :
+				      malloc(c->ngarb * sizeof(void *));
+			stop(c);
+			resurrection(c, &resurrect);
+			free(resurrect.v);
+			clear_weak(c);	/* made by the finalizers */
+		}
+	}
+	resume(c);
+	cascade(c->t);	/* what reached zero in step 1 */
+	release(c);
+	rs__weak_run_callbacks(c->t);
+	record(c);
+	return found;
+}
+
 /* Collect generations 0..gen; the caller holds the role. */
 long rs__gc_collect_gen(struct rs__thread *t, int gen)
 {
 	struct coll c = {.t = t, .gen = gen, .begin = rs__now_ns()};
-	struct stack resurrect = {0};
 	struct rs__logset *set;
 	size_t cap = 0, i;
 	long found;
@@ -696,56 +1030,81 @@ long rs__gc_collect_gen(struct rs__thread *t, int gen)
 	trial_deletion(set, &c.stack, gen);
 	sort_out(&c, set);
 	rs__gc_count_collection(gen);
-	found = (long)c.ngarb;
-	if (c.ngarb) {
-		if (c.nweak)
-			clear_weak(&c);
-		if (rs__load_relaxed(&rs__gc.debug_flags) & RS_GC_DEBUG_SAVEALL) {
-			save_all(&c);
-		} else if (c.nfin) {
-			for (i = 0; i < c.ngarb; i++) {
-				hold(c.garb[i]);
-				rs__bits_set(rs__head_of(c.garb[i]), RS__B_HELD,
-					 RS__B_GARBAGE);
-			}
-			resume(&c);
-			cascade(t);
-			finalize(&c);
-			resurrect.v = rs__fault(RS__FAULT_GCWORK) ? NULL :
-				      malloc(c.ngarb * sizeof(void *));
-			stop(&c);
-			resurrection(&c, &resurrect);
-			free(resurrect.v);
-			clear_weak(&c);	/* made by the finalizers */
-		}
-	}
-	resume(&c);
 	free(set);
-	cascade(t);	/* what reached zero in step 1 */
-	release(&c);
+	found = finish(&c);
 	free(c.stack.v);
-	rs__weak_run_callbacks(t);
-	record(&c);
 	return found;
 }
 
+/*
+ * A candidate collection (the caller holds the role): one region grown from
+ * a batch of the old generations' candidates, and a few of their chunks
+ * that deaths left half empty compacted.  Recorded as a collection of
+ * generation 2.  Returns the unreachable objects found, or -1 (ENOMEM: the
+ * candidates are kept for a later collection).
+ */
+static long cand_collection(struct rs__thread *t)
+{
+	struct coll c = {.t = t, .gen = 2, .begin = rs__now_ns()};
+	struct region r = {0};
+	long found;
+
+	stop(&c);
+	if (cand_collect(&c, &r, &c.stack)) {
+		rs__store_relaxed(&rs__gc_requested, 0);
+		resume(&c);
+		free(r.v);
+		free(r.saved);
+		cascade(t);
+		errno = ENOMEM;
+		return -1;
+	}
+	rs__gen_tidy(&rs__gc.gens[2], TIDY_CHUNKS);
+	rs__gc_count_candidates();
+	rs__store_relaxed(&rs__gc.gen_count[1], 0);
+	rs__store_relaxed(&rs__gc_requested, 0);
+	c.cand_examined = r.n;
+	found = finish(&c);
+	free(c.stack.v);
+	free(r.v);
+	free(r.saved);
+	return found;
+}
+
+#define GEN_CAND RS_GC_GENERATIONS	/* choose_generation: candidates */
+
+/* Candidates that request a collection: threshold[2] thousands (10,240 by
+ * default), times a factor that doubles while collections find nothing. */
+size_t rs__gc_cand_trigger(void)
+{
+	return (size_t)rs__load_relaxed(&rs__gc.threshold[2]) * 1024 *
+	       rs__load_relaxed(&rs__gc.cand_factor);
+}
+
+/*
+ * What an automatic collection collects.  The old generations only through
+ * their cycle candidates: when there are rs__gc_cand_trigger() of them, or when
+ * there are any and threshold[1] young collections ran since the last
+ * candidate collection (so a few candidates do not wait for ever).  A
+ * program that makes no candidate never collects its old objects; the
+ * whole-heap collections of CPython's scheme (generation 2 after
+ * threshold[2] collections of generation 1, gated by the long-lived
+ * quarter) and the automatic collections of generation 1 are gone: a
+ * cycle through generation 1 has a candidate (lib/gc.c, top), so the
+ * candidate collection finds it.  Then the young generation after
+ * threshold[0] tracked allocations.
+ */
 static int choose_generation(void)
 {
-	int g;
+	size_t cand = rs__load_relaxed(&rs__gc.candidates);
 
-	for (g = RS_GC_GENERATIONS - 1; g >= 0; g--) {
-		if (g == 0 ? rs__load_relaxed(&rs__gc.young_count) <=
-				     rs__load_relaxed(&rs__gc.threshold[0])
-			   : rs__load_relaxed(&rs__gc.gen_count[g]) <=
-				     rs__load_relaxed(&rs__gc.threshold[g]))
-			continue;
-		/* the long-lived rule: a full collection only when the
-		 * objects promoted into generation 2 since the last one are
-		 * a quarter of those that survived it */
-		if (g == 2 && rs__gc.long_lived_pending < rs__gc.long_lived_total / 4)
-			continue;
-		return g;
-	}
+	if (cand && (cand >= rs__gc_cand_trigger() ||
+		     rs__load_relaxed(&rs__gc.gen_count[1]) >
+			     rs__load_relaxed(&rs__gc.threshold[1])))
+		return GEN_CAND;
+	if (rs__load_relaxed(&rs__gc.young_count) >
+	    rs__load_relaxed(&rs__gc.threshold[0]))
+		return 0;
 	return -1;
 }
 
@@ -779,6 +1138,8 @@ static bool holds_share(struct rs__thread *t)
 /* A safepoint saw a request (the caller is at a safepoint, not in one). */
 void rs__gc_auto(struct rs__thread *t)
 {
+	size_t trig;
+	long found;
 	int gen;
 
 	if (t->gc_depth || t->no_reentry || !rs__load_relaxed(&rs__gc.enabled) ||
@@ -786,15 +1147,29 @@ void rs__gc_auto(struct rs__thread *t)
 		rs__store_relaxed(&rs__gc_requested, 0);
 		return;
 	}
-	if (!holds_share(t))
+	gen = choose_generation();
+	if (gen < 0) {
+		rs__store_relaxed(&rs__gc_requested, 0);
+		return;
+	}
+	if (gen != GEN_CAND && !holds_share(t))
 		return;	/* the request stays for the threads that do */
 	if (!rs__gc_role_take(t, false))
 		return;	/* another thread is collecting */
-	gen = choose_generation();
-	if (gen >= 0)
+	gen = choose_generation();	/* with the role: counts are settled */
+	if (gen == GEN_CAND) {
+		found = cand_collection(t);
+		trig = rs__load_relaxed(&rs__gc.cand_factor);
+		trig = found > 0 ? 1 : trig < 64 ? 2 * trig : trig;
+		rs__store_relaxed(&rs__gc.cand_factor, trig);
+	} else if (gen >= 0) {
 		rs__gc_collect_gen(t, gen);
-	else
+	} else {
 		rs__store_relaxed(&rs__gc_requested, 0);
+	}
+	/* a young collection may have made the candidates due (t1) */
+	if (choose_generation() == GEN_CAND)
+		rs__store_relaxed(&rs__gc_requested, 1);
 	rs__gc_role_give(t);
 }
 

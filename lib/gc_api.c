@@ -83,6 +83,8 @@ int rs_gc_set_threshold(long t0, long t1, long t2)
 	rs__store_relaxed(&rs__gc.threshold[0], t0);
 	rs__store_relaxed(&rs__gc.threshold[1], t1);
 	rs__store_relaxed(&rs__gc.threshold[2], t2);
+	/* the next safepoint looks again at what is due */
+	rs__store_relaxed(&rs__gc_requested, 1);
 	return 0;
 }
 
@@ -174,6 +176,7 @@ int rs_gc_freeze(void)
 		rs__log_move(&rs__gc.gens[RS__GEN_PERM], set->v[i]);
 	set_frozen(RS__B_FROZEN, 0);
 	rs__gc_count_collection(2);
+	rs__gc_count_candidates();
 	rs__store_relaxed(&rs__gc.gen_count[1], 0);
 	rs__gc.long_lived_total = rs__gc.long_lived_pending = 0;
 	rs__world_resume(NULL);
@@ -194,6 +197,7 @@ int rs_gc_unfreeze(void)
 	rs__gc.long_lived_total += rs__gc.gens[RS__GEN_PERM].n;
 	set_frozen(0, RS__B_FROZEN);
 	rs__log_move(&rs__gc.gens[2], &rs__gc.gens[RS__GEN_PERM]);
+	rs__gc_count_candidates();
 	rs__world_resume(NULL);
 	rs__gc_role_give(t);
 	return 0;
@@ -473,6 +477,13 @@ void rs__gc_thread_exit(struct rs__thread *t)
 
 /* rs_shutdown, no thread attached: forget the logs (what is still alive
  * is reported as a leak). */
+/* rs_stats: the collector's backlog (relaxed reads: a snapshot). */
+void rs__gc_stats(struct rs_stats *out)
+{
+	out->gc_candidates = rs__load_relaxed(&rs__gc.candidates);
+	out->gc_candidate_trigger = rs__gc_cand_trigger();
+}
+
 void rs__gc_shutdown(void)
 {
 	rs__gc_logs_free();

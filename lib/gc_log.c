@@ -24,6 +24,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+_Static_assert(RS__CHUNK_ENTS <= RS__CHUNK_CAND_WORDS * 64,
+	       "a chunk's candidate bits cover its entries");
 
 /* ---------------------------------------------------------------------- */
 /* Logs                                                                    */
@@ -47,6 +51,9 @@ static struct rs__chunk *chunk_new(struct rs__gclog *log)
 	c->log = log;
 	c->next = NULL;
 	c->n = 0;
+	c->holes = 0;
+	c->ncand = 0;
+	memset(c->cand, 0, sizeof(c->cand));
 	return c;
 }
 
@@ -82,24 +89,53 @@ int rs__log_append(struct rs__gclog *log, void *obj)
 	return 0;
 }
 
-/* Compact a list of chunks in place, keeping entry order: live entries
- * `keep` accepts move down, others are handed to `drop`.  Returns the new
- * last chunk (NULL if no chunk was given); chunks left empty are given to
- * `rest`. */
+/* A chunk's candidate bit for entry i.  The world is stopped, or the chunk
+ * is a nursery's (whose bits nobody else touches): plain updates. */
+static inline bool cand_take(struct rs__chunk *c, uint32_t i)
+{
+	uint64_t w = rs__load_relaxed(&c->cand[i / 64]), b = 1ull << (i % 64);
 
+	if (!(w & b))
+		return false;
+	rs__store_relaxed(&c->cand[i / 64], w & ~b);
+	return true;
+}
+
+static inline void cand_put(struct rs__chunk *c, uint32_t i)
+{
+	rs__store_relaxed(&c->cand[i / 64],
+			  rs__load_relaxed(&c->cand[i / 64]) | 1ull << (i % 64));
+}
+
+static void cand_recount(struct rs__chunk *c)
+{
+	uint32_t n = 0, i;
+
+	for (i = 0; i < RS__CHUNK_CAND_WORDS; i++)
+		n += (uint32_t)__builtin_popcountll(rs__load_relaxed(&c->cand[i]));
+	rs__store_relaxed(&c->ncand, n);
+}
+
+/* Compact a list of chunks in place, keeping entry order: live entries that
+ * `keep` accepts move down, with their candidate bits (and a new bit where
+ * `keep` says RS__KEEP_CAND); the others are dropped.  Returns the entries
+ * kept; chunks left empty (their bits clear) are given to `rest`. */
 size_t rs__log_compact(struct rs__gclog *log, rs__keep_fn keep, void *arg,
 		      struct rs__chunk **rest)
 {
 	struct rs__chunk *w = log->first, *r, *next;
 	uint32_t wi = 0, i, rn;
 	size_t n = 0;
+	bool cand;
+	int k;
 	void *o;
 
 	for (r = log->first; r; r = r->next) {
 		rn = r->n;
 		for (i = 0; i < rn; i++) {
 			o = rs__load_relaxed(&r->ent[i]);
-			if (!o || !keep(o, arg))
+			cand = cand_take(r, i);
+			if (!o || !(k = keep(o, arg)))
 				continue;
 			if (wi == RS__CHUNK_ENTS) {
 				w->n = wi;
@@ -109,9 +145,15 @@ size_t rs__log_compact(struct rs__gclog *log, rs__keep_fn keep, void *arg,
 			rs__store_relaxed(&w->ent[wi], o);
 			rs__store_relaxed(&rs__gc_of(rs__head_of(o))->ent,
 					  &w->ent[wi]);
+			if ((cand && k != RS__KEEP_CLEAN) || k == RS__KEEP_CAND)
+				cand_put(w, wi);
 			wi++;
 			n++;
 		}
+	}
+	for (r = log->first; r; r = r->next) {
+		rs__store_relaxed(&r->holes, 0);
+		cand_recount(r);
 	}
 	*rest = NULL;
 	if (!w)
@@ -132,11 +174,11 @@ size_t rs__log_compact(struct rs__gclog *log, rs__keep_fn keep, void *arg,
 	return n;
 }
 
-static bool keep_all(void *obj, void *arg)
+static int keep_all(void *obj, void *arg)
 {
 	(void)obj;
 	(void)arg;
-	return true;
+	return RS__KEEP;
 }
 
 void rs__chunks_free(struct rs__chunk *c)
@@ -240,6 +282,7 @@ void rs__gc_untrack(struct rs__thread *t, struct rs__head *h)
 	log = chunk_of(e)->log;
 	if (!log->owner) {
 		rs__store_relaxed(e, NULL);	/* a generation: see the top */
+		rs__add_relaxed(&chunk_of(e)->holes, 1);
 	} else if (log->owner == t) {
 		rs__store_relaxed(e, NULL);
 		log->holes++;
@@ -255,6 +298,113 @@ void rs__gc_untrack(struct rs__thread *t, struct rs__head *h)
 		if (--t->gc_delta <= -RS__GC_FLUSH_DELTA)
 			rs__gc_flush_delta(t);
 	}
+}
+
+/*
+ * A decrement is about to leave the object with references (lib/object.c):
+ * it may be the one that makes a cycle garbage, so the object becomes a
+ * cycle candidate -- it loses CLEAN, once.  An old object's entry gets its
+ * candidate bit, which the next candidate collection starts from (lib/gc.c);
+ * a young one is examined by the young collection anyway, and its bit is
+ * set when it is promoted, since its header still lacks CLEAN
+ * (keep_survivor in lib/gc.c).  The caller holds a reference, so the object
+ * is alive; a generation's entry cannot move under us (generations change
+ * only while the world is stopped, and this thread is not stopped -- or is
+ * the one that stopped it); a nursery's may (its owner compacts it), but it
+ * stays in a chunk of that nursery, which is all we look at.
+ */
+void rs__gc_candidate(struct rs__head *h)
+{
+	uint32_t old = rs__and_relaxed(&h->bits, ~RS__B_CLEAN);
+	void **e;
+	struct rs__chunk *c;
+	uint32_t i;
+	size_t n;
+
+	if (!(old & RS__B_CLEAN))
+		return;		/* another decrement was first */
+	e = rs__load_relaxed(&rs__gc_of(h)->ent);
+	if (!e)
+		return;		/* held by a collection, or not logged */
+	c = chunk_of(e);
+	if (c->log->owner)
+		return;		/* young */
+	i = (uint32_t)(e - c->ent);
+	rs__or_relaxed(&c->cand[i / 64], 1ull << (i % 64));
+	rs__add_relaxed(&c->ncand, 1);
+	n = rs__add_fetch_relaxed(&rs__gc.candidates, 1);
+	if (n >= rs__gc_cand_trigger() &&
+	    rs__load_relaxed(&rs__gc.enabled) &&
+	    !rs__load_relaxed(&rs__gc_requested))
+		rs__store_relaxed(&rs__gc_requested, 1);
+}
+
+/*
+ * World stopped: compact, each within itself, up to `max` chunks of a
+ * generation that are at least half holes, and free those left empty, so a
+ * generation's log stays in proportion to its live objects although no
+ * collection compacts the whole of it any more.  Entries keep their order
+ * and candidate bits.  Returns the chunks compacted or freed.
+ */
+/* World stopped: the candidates count is the bits set in the generations
+ * (entries whose object died since keep theirs until they are looked at). */
+void rs__gc_count_candidates(void)
+{
+	struct rs__chunk *c;
+	size_t n = 0;
+	int g;
+
+	for (g = 1; g < RS__GEN_PERM; g++)
+		for (c = rs__gc.gens[g].first; c; c = c->next)
+			n += rs__load_relaxed(&c->ncand);
+	rs__store_relaxed(&rs__gc.candidates, n);
+}
+
+unsigned rs__gen_tidy(struct rs__gclog *log, unsigned max)
+{
+	struct rs__chunk *c, *next, *prev = NULL;
+	uint32_t i, wi, n;
+	unsigned done = 0;
+	bool cand;
+	void *o;
+
+	for (c = log->first; c && done < max; c = next) {
+		next = c->next;
+		n = c->n;
+		if (!n || 2 * rs__load_relaxed(&c->holes) < n) {
+			prev = c;
+			continue;
+		}
+		for (i = wi = 0; i < n; i++) {
+			o = rs__load_relaxed(&c->ent[i]);
+			cand = cand_take(c, i);
+			if (!o)
+				continue;
+			rs__store_relaxed(&c->ent[wi], o);
+			rs__store_relaxed(&rs__gc_of(rs__head_of(o))->ent,
+					  &c->ent[wi]);
+			if (cand)
+				cand_put(c, wi);
+			wi++;
+		}
+		c->n = wi;
+		log->n -= n - wi;
+		rs__store_relaxed(&c->holes, 0);
+		cand_recount(c);
+		done++;
+		if (wi) {
+			prev = c;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			log->first = next;
+		if (log->last == c)
+			log->last = prev;
+		free(c);
+	}
+	return done;
 }
 
 void rs__gc_thread_init(struct rs__thread *t)

@@ -302,12 +302,21 @@ struct rs__heap {
  * Chunks are aligned to their size, so an entry finds its chunk, and the
  * chunk its log, by address arithmetic. */
 #define RS__CHUNK_BYTES ((size_t)32768)
+#define RS__CHUNK_CAND_WORDS 64	/* candidate bits: one per entry */
 struct rs__gclog;
 struct rs__chunk {
 	struct rs__gclog *log;	/* Sync: changed only with the world stopped */
 	struct rs__chunk *next;	/* Sync: as the log */
 	uint32_t n;		/* entries used. Sync: as the log */
+	uint32_t holes;		/* deaths since the chunk was last compacted,
+				   in a generation's chunk.  Sync: atomic
+				   (relaxed) */
+	uint32_t ncand;		/* bits set in cand[].  Sync: atomic (relaxed) */
 	uint32_t pad;
+	/* Entries of old objects that are cycle candidates (lib/gc.c): set
+	 * by rs__gc_candidate in a generation's chunk, cleared while the world
+	 * is stopped.  Sync: atomic (relaxed) */
+	uint64_t cand[RS__CHUNK_CAND_WORDS];
 	void *ent[];		/* Sync: atomic (relaxed); a death stores
 				   NULL into its object's entry */
 };
@@ -590,6 +599,7 @@ void rs__defer_apply_stopped(struct rs__thread *by);
 /* gc_log.c */
 int rs__gc_track(struct rs__thread *t, struct rs__head *h);
 void rs__gc_untrack(struct rs__thread *t, struct rs__head *h);
+void rs__gc_candidate(struct rs__head *h);
 void rs__gc_thread_init(struct rs__thread *t);
 long rs__gc_verify(void);
 /* gc.c */
@@ -602,6 +612,7 @@ void rs__gc_fork_child(void);
 void rs__gc_init(void);
 void rs__gc_thread_exit(struct rs__thread *t);
 void rs__gc_shutdown(void);
+void rs__gc_stats(struct rs_stats *out);
 
 /* ------------------------------------------------------------------------ */
 /* lib/weak.c                                                                */

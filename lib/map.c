@@ -462,9 +462,11 @@ rs_map *rs_map_new(void)
 	return m;
 }
 
-int rs_map_put(rs_map *m, const void *key, size_t klen, void *obj)
+/* rs_map_put (steal false) and rs_map_put_steal (true). */
+static int put(const char *call, rs_map *m, const void *key, size_t klen,
+	       void *obj, bool steal)
 {
-	struct rs__thread *t = check("rs_map_put", m);
+	struct rs__thread *t = check(call, m);
 	struct lookup k = {key, klen};
 	struct cds_lfht_node *old;
 	struct node *n;
@@ -485,7 +487,7 @@ int rs_map_put(rs_map *m, const void *key, size_t klen, void *obj)
 	/* read by other threads from now on: its last decrement must wait
 	 * for a grace period; it has no children to publish */
 	rs__or_relaxed(&rs__head_of(n)->bits, RS__B_PUBLISHED);
-	n->value = rs_incref(obj);
+	n->value = steal ? obj : rs_incref(obj);
 	if (klen)
 		memcpy(n->key, key, klen);
 	rs__store_release(&n->klen, (uint32_t)klen);	/* (M3) */
@@ -497,6 +499,16 @@ int rs_map_put(rs_map *m, const void *key, size_t klen, void *obj)
 	else
 		check_size(m, rs__add_fetch_relaxed(&m->count, 1));
 	return 0;
+}
+
+int rs_map_put(rs_map *m, const void *key, size_t klen, void *obj)
+{
+	return put("rs_map_put", m, key, klen, obj, false);
+}
+
+int rs_map_put_steal(rs_map *m, const void *key, size_t klen, void *obj)
+{
+	return put("rs_map_put_steal", m, key, klen, obj, true);
 }
 
 static struct node *find(struct rs_map *m, const void *key, size_t klen,

@@ -59,7 +59,7 @@ void *rs_new(const rs_type *type)
 	h->shared = 0;
 	h->type = type;
 	if (rs__type_tracked(type)) {
-		h->bits = RS__B_TRACKED;
+		h->bits = RS__B_TRACKED | RS__B_CLEAN;
 		if (rs__gc_track(t, h)) {
 			rs__obj_free(h, bytes);
 			errno = ENOMEM;
@@ -275,6 +275,13 @@ int rs__decref_slow(void *obj)
 	if (RS_DEBUG && private_obj && rs__load_relaxed(&h->local) == 0)
 		rs__die("rs_decref", obj, "count underflow on object of type '%s'",
 			rs__type_name(h));
+	if (private_obj && (bits & RS__B_CLEAN) &&
+	    rs__load_relaxed(&h->local) > 1) {
+		/* what the inline path does, once the object is a candidate */
+		rs__gc_candidate(h);
+		rs__store_relaxed(&h->local, rs__load_relaxed(&h->local) - 1);
+		return 0;
+	}
 	if (private_obj && rs__log_private_fast(t, obj, rs__type_bytes(h->type)))
 		return 0;
 	return rs__log_decref(t, obj, private_obj);

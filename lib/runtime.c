@@ -250,6 +250,7 @@ int rs_stats(struct rs_stats *out)
 	rs__reclaim_stats(&out->grace_periods, &out->gp_latency_avg_ns,
 			  &out->gp_latency_max_ns);
 	rs__alloc_stats(out);
+	rs__gc_stats(out);
 	rs__world_stats(&out->world_stops, &out->ttsp_max_ns, &out->ttsp_total_ns,
 			&out->pause_max_ns, &out->pause_total_ns);
 	return 0;

@@ -26,7 +26,7 @@ third=${4:-2}
 
 new_seed() { od -An -N8 -tu8 /dev/urandom | tr -d ' '; }
 
-programs() { ls "build/$1/stress/" 2>/dev/null | grep '^stress_' | sort; }
+programs() { ls "build/$1/stress/" 2>/dev/null | grep '^stress_[a-z_]*$' | sort; }
 
 # run <variant> <program> <threads> <seconds> <seed>: prints the program's
 # output prefixed with the variant; returns its status (124 = hung).

@@ -249,4 +249,13 @@ static inline void snap(struct rs_gc_stats st[RS_GC_GENERATIONS])
 		rs_gc_get_stats(g, &st[g]);
 }
 
+/* Collections of generation g since snap(st). */
+static inline long delta(struct rs_gc_stats st[RS_GC_GENERATIONS], int g)
+{
+	struct rs_gc_stats now;
+
+	rs_gc_get_stats(g, &now);
+	return (long)(now.collections - st[g].collections);
+}
+
 #endif /* RS_GCLIB_H */

@@ -857,6 +857,216 @@ static void test_concurrent(void)
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* Completeness of the collections from candidates                          */
+/* ------------------------------------------------------------------------ */
+
+#define CG_N (GC_SANITIZED ? 1500L : 6000L)
+
+static unsigned cg_rand(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return *s >> 8;
+}
+
+/* Objects reachable from the kept ones, by the test's own walk. */
+static long cg_reachable(struct node **v, const char *kept, char *seen)
+{
+	struct node **stack = malloc(CG_N * 2 * sizeof(*stack)), *x;
+	long n = 0, sp = 0, i;
+	int k;
+
+	memset(seen, 0, CG_N);
+	for (i = 0; i < CG_N; i++)
+		if (kept[i])
+			stack[sp++] = v[i];
+	while (sp) {
+		x = stack[--sp];
+		if (seen[x->value])
+			continue;
+		seen[x->value] = 1;
+		n++;
+		for (k = 0; k < 2; k++)
+			if (x->kid[k] && !seen[x->kid[k]->value])
+				stack[sp++] = x->kid[k];
+	}
+	free(stack);
+	return n;
+}
+
+/*
+ * A random graph, half of old objects, all CLEAN (a full collection
+ * examined them), half of young ones; then the references held from C are
+ * dropped but for a few.  Only
+ * automatic collections run (young ones, which promote the young
+ * candidates, and the old generations' through their candidates): within a
+ * few of them every unreachable object must be freed
+ * -- the reference model is the test's own reachability walk -- and a full
+ * collection afterwards must find nothing they missed.
+ */
+static void test_candidates_complete(void)
+{
+	struct rs_gc_stats st[RS_GC_GENERATIONS];
+	struct node **v = malloc(CG_N * sizeof(*v)), *hold[128];
+	char *kept = malloc(CG_N), *seen = malloc(CG_N);
+	long *perm = malloc(CG_N * sizeof(*perm));
+	long i, j, t, live, before, freed, round, r, nhold;
+	unsigned seed;
+
+	for (round = 0; round < 3; round++) {
+		seed = 1234u + (unsigned)round * 7919u;
+		for (i = 0; i < CG_N / 2; i++)
+			v[i] = obj_new(&node_type, i);
+		is(rs_gc_collect(2), 0L, "round %ld: %ld objects held: a full "
+		   "collection finds nothing (and makes them old and clean)",
+		   round, CG_N / 2);
+		for (; i < CG_N; i++)
+			v[i] = obj_new(&node_type, i);	/* young */
+		/* kid[0]: rings of 1 to 6 objects over a random permutation
+		 * (old and young mixed); kid[1]: a random edge, now and then.
+		 * Private objects: plain stores. */
+		for (i = 0; i < CG_N; i++)
+			perm[i] = i;
+		for (i = CG_N - 1; i > 0; i--) {
+			j = (long)(cg_rand(&seed) % (unsigned)(i + 1));
+			t = perm[i], perm[i] = perm[j], perm[j] = t;
+		}
+		for (i = 0; i < CG_N; i = j) {
+			j = i + 1 + (long)(cg_rand(&seed) % 6);
+			if (j > CG_N)
+				j = CG_N;
+			for (t = i; t < j; t++)
+				v[perm[t]]->kid[0] = (struct node *)
+					rs_incref(v[perm[t + 1 < j ? t + 1 : i]]);
+		}
+		for (i = 0; i < CG_N; i++)
+			if (cg_rand(&seed) % 10 < 3)
+				v[i]->kid[1] = (struct node *)
+					rs_incref(v[cg_rand(&seed) % CG_N]);
+		for (i = 0; i < CG_N; i++)
+			kept[i] = cg_rand(&seed) % 100 < (unsigned)(2 + 3 * round);
+		live = cg_reachable(v, kept, seen);
+		before = destroyed();
+		for (i = 0; i < CG_N; i++)
+			if (!kept[i])
+				rs_decref(v[i]);
+		/* a young collection first (it promotes the young candidates),
+		 * then the old generations' from their candidates */
+		rs_gc_set_threshold(1, 0, 1000);
+		rs_gc_enable();
+		snap(st);
+		nhold = 0;
+		for (r = 0; r < 60 && destroyed() - before < CG_N - live; r++) {
+			hold[nhold++] = obj_new(&node_type, -1);
+			hold[nhold++] = obj_new(&node_type, -1);
+			rs_safepoint();	/* held: none of them dies here */
+		}
+		rs_gc_disable();
+		rs_gc_set_threshold(2000, 10, 10);
+		freed = destroyed() - before;
+		ok(freed == CG_N - live, "round %ld: %ld of %ld unreachable freed by "
+		   "%ld automatic collections of generation 2 (%ld young), "
+		   "%ld reachable kept", round, freed, CG_N - live,
+		   delta(st, 2), delta(st, 0), live);
+		ok(delta(st, 2) >= 1, "... candidate collections ran (%ld)",
+		   delta(st, 2));
+		for (i = 0; i < nhold; i++)
+			rs_decref(hold[i]);
+		rs_safepoint();
+		before = destroyed();
+		is(rs_gc_collect(2), 0L, "... a full collection finds no cycle "
+		   "they missed");
+		is(rs_heap_verify(), 0L, "... heap verifies");
+		for (i = 0; i < CG_N; i++)
+			if (kept[i])
+				rs_decref(v[i]);
+		gc_drain();
+	}
+	is(gc_drain(), 0L, "nothing left to collect");
+	free(v);
+	free(kept);
+	free(seen);
+	free(perm);
+}
+
+/*
+ * A young candidate must stay a candidate when it is promoted.  X (old)
+ * and Y (young) point to each other.  X's last outside reference goes: a
+ * candidate collection examines {X, Y}, finds Y held from C, and cleans
+ * both.  Then Y's outside reference goes while Y is young; the young
+ * collection sees X's reference to Y as outside and promotes Y.  The pair
+ * is garbage now, and only Y's candidacy, carried into the old generation,
+ * lets a candidate collection find it.
+ */
+#define PP_N 500L
+
+static void pp_hold(struct node **hold)
+{
+	int i;
+
+	for (i = 0; i < 64; i++)	/* enough births to flush the count */
+		hold[i] = obj_new(&node_type, -1);
+}
+
+static void test_candidate_promotion(void)
+{
+	struct rs_gc_stats st[RS_GC_GENERATIONS];
+	struct node *x[PP_N], *y[PP_N], *hold[64];
+	struct rs_stats rst;
+	long i, before;
+
+	for (i = 0; i < PP_N; i++)
+		x[i] = obj_new(&node_type, i);
+	rs_gc_collect(2);	/* x old and clean */
+	for (i = 0; i < PP_N; i++) {
+		y[i] = obj_new(&node_type, i);
+		x[i]->kid[0] = (struct node *)rs_incref(y[i]);
+		y[i]->kid[0] = (struct node *)rs_incref(x[i]);
+	}
+	before = destroyed();
+	for (i = 0; i < PP_N; i++)
+		rs_decref(x[i]);	/* old candidates */
+	rs_stats(&rst);
+	ok(rst.gc_candidates >= (size_t)PP_N && rst.gc_candidate_trigger > 0,
+	   "rs_stats reports the backlog: %zu candidates (next collection due "
+	   "at %zu)", rst.gc_candidates, rst.gc_candidate_trigger);
+	rs_gc_set_threshold(1L << 30, 0, 0);	/* candidates only */
+	rs_gc_enable();
+	snap(st);
+	rs_safepoint();
+	rs_safepoint();
+	ok(delta(st, 2) >= 1 && delta(st, 0) == 0, "a candidate collection ran "
+	   "(%ld), no young one (%ld)", delta(st, 2), delta(st, 0));
+	is(destroyed() - before, 0L, "... and freed nothing: each y is held");
+
+	for (i = 0; i < PP_N; i++)
+		rs_decref(y[i]);	/* young candidates: no bit yet */
+	rs_gc_set_threshold(1, 1000, 1000);	/* young collections only */
+	snap(st);
+	pp_hold(hold);
+	rs_safepoint();
+	rs_safepoint();
+	ok(delta(st, 0) >= 1 && delta(st, 2) == 0, "a young collection ran (%ld), "
+	   "none of the old generations (%ld)", delta(st, 0), delta(st, 2));
+	is(destroyed() - before, 0L, "... it promoted every y (x's reference "
+	   "counts as outside)");
+
+	rs_gc_set_threshold(1L << 30, 0, 0);
+	snap(st);
+	rs_safepoint();
+	rs_safepoint();
+	rs_gc_disable();
+	rs_gc_set_threshold(2000, 10, 10);
+	is(destroyed() - before, 2 * PP_N, "a candidate collection (%ld) freed "
+	   "all %ld pairs: the promoted y stayed candidates", delta(st, 2), PP_N);
+	rs_stats(&rst);
+	is((long)rst.gc_candidates, 0L, "... and no candidate is left waiting");
+	for (i = 0; i < 64; i++)
+		rs_decref(hold[i]);
+	rs_safepoint();
+	is(rs_gc_collect(2), 0L, "... nothing left for a full collection");
+}
+
 int main(void)
 {
 	ok(rs_init(NULL) == 0 && rs_thread_attach() == 0, "init and attach");
@@ -870,6 +1080,8 @@ int main(void)
 	test_cascade();
 	test_dropped_before_stop();
 	test_share();
+	test_candidates_complete();
+	test_candidate_promotion();
 	test_concurrent();
 
 	is(rs_heap_verify(), 0L, "heap verifies");

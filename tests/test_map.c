@@ -135,6 +135,36 @@ static int seen_fn(const void *key, size_t klen, void *value, void *arg)
 	return ++s->n == s->stop_at;
 }
 
+/* rs_map_put_steal: the map takes the caller's reference, and the value
+ * stays clean (no decrement made it a cycle candidate). */
+static void test_put_steal(void)
+{
+	rs_map *m = rs_map_new();
+	struct node *a = node_new(1), *b = node_new(2);
+	struct rs_stats st0, st1;
+
+	rs_stats(&st0);
+	is(rs_map_put_steal(m, "a", 1, a), 0, "put_steal");
+	is(rs_refcount(a), 1L, "the map holds the caller's count, no new one");
+	is_ptr(rs_map_get(m, "a", 1), a, "get gives the value");
+	errno = 0;
+	ok(rs_map_put_steal(m, "b", 1, NULL) == -1 && errno == EINVAL,
+	   "NULL value: EINVAL");
+	ok(rs_map_put_steal(m, NULL, 1, b) == -1 && errno == EINVAL,
+	   "NULL key with a length: EINVAL (the caller keeps its reference)");
+	is(rs_refcount(b), 1L, "... its count untouched");
+	is(rs_map_put_steal(m, "a", 1, b), 0, "put_steal replaces");
+	settle_until(live_objects() == baseline + 3, 2000);
+	is(live_objects(), baseline + 3, "the old value and its node were given "
+	   "back and freed (the map, its node and b remain)");
+	rs_stats(&st1);
+	is((long)(st1.gc_candidates - st0.gc_candidates), 0L,
+	   "no cycle candidate made");
+	is(rs_map_free(m), 0, "map freed");
+	settle_until(live_objects() == baseline, 2000);
+	is(live_objects(), baseline, "everything freed");
+}
+
 static void test_lengths_and_many(void)
 {
 	rs_map *m = rs_map_new();
@@ -817,6 +847,7 @@ int main(void)
 	rs_thread_attach();
 	baseline = live_objects();
 	test_basics();
+	test_put_steal();
 	test_lengths_and_many();
 	test_errors();
 	test_race();
