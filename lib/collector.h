@@ -1,16 +1,19 @@
 /*
- * collector.h - what the collector's three files share:
+ * collector.h - what the collector's four files share:
  *
  *   lib/gc_log.c   where tracked objects are: the nurseries and the
- *                  generations' logs (track, untrack, compact, verify);
- *   lib/gc.c       the algorithm: the collector role, trial deletion, a
- *                  collection and when one runs;
+ *                  generations' logs (track, untrack, candidate bits,
+ *                  compact, verify);
+ *   lib/gc.c       the algorithm: trial deletion over generations and over
+ *                  candidate regions, a collection from stop to free;
+ *   lib/gc_sched.c who collects and when: the collector role, the
+ *                  automatic triggers, fork's hold on the role;
  *   lib/gc_api.c   the public rs_gc_* controls, statistics, freeze and
  *                  introspection (as CPython's Modules/gcmodule.c is to
  *                  Python/gc.c), and the runtime's init and shutdown hooks.
  *
- * The protocol's argument and invariants (G1)-(G4) are at the top of
- * lib/gc.c.
+ * The protocol's argument and invariants (G1)-(G4), (C1)-(C2) are at the
+ * top of lib/gc.c.
  */
 #ifndef RS_COLLECTOR_H
 #define RS_COLLECTOR_H
@@ -126,14 +129,19 @@ struct rs__logset *rs__logset_new(int gen);
 void rs__gc_logs_free(void);
 unsigned rs__gen_tidy(struct rs__gclog *log, unsigned max);
 void rs__gc_count_candidates(void);
+
+/* ------------------------------------------------------------------------ */
+/* lib/gc_sched.c                                                            */
+/* ------------------------------------------------------------------------ */
+bool rs__gc_role_take(struct rs__thread *t, bool wait);
+void rs__gc_role_give(struct rs__thread *t);
 size_t rs__gc_cand_trigger(void);
 
 /* ------------------------------------------------------------------------ */
 /* lib/gc.c                                                                  */
 /* ------------------------------------------------------------------------ */
-bool rs__gc_role_take(struct rs__thread *t, bool wait);
-void rs__gc_role_give(struct rs__thread *t);
 long rs__gc_collect_gen(struct rs__thread *t, int gen);
+long rs__gc_cand_collection(struct rs__thread *t);
 void rs__gc_count_collection(int gen);
 
 #endif /* RS_COLLECTOR_H */
