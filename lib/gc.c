@@ -82,8 +82,9 @@
  *      the object with references is applied.
  * (C2) An object logged in generation 1 or 2 without CLEAN has its candidate
  *      bit set, unless a candidate collection holds it in its region.
- * (G4) One thread at a time holds the collector role (lib/gc_sched.c) (collections, freeze,
- *      referrers, the uncollectable list); it is reentrant for its holder,
+ * (G4) One thread at a time holds the collector role (lib/gc_sched.c:
+ *      collections, freeze, referrers, the uncollectable list); it is
+ *      reentrant for its holder,
  *      and rs_gc_collect from the holder returns 0 at once, so a finalizer
  *      or callback that collects neither deadlocks nor recurses.  A thread
  *      waiting for the role waits offline, so it never delays a stop.
