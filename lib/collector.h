@@ -65,6 +65,15 @@ struct rs__gc_state {
 };
 extern struct rs__gc_state rs__gc;
 
+/* Candidates that request a collection of the old generations:
+ * threshold[2] thousands (10,240 by default), times a factor that doubles
+ * while such collections find nothing. */
+static inline size_t rs__gc_cand_trigger(void)
+{
+	return (size_t)rs__load_relaxed(&rs__gc.threshold[2]) * 1024 *
+	       rs__load_relaxed(&rs__gc.cand_factor);
+}
+
 static inline uint32_t rs__bits(struct rs__head *h)
 {
 	return rs__load_relaxed(&h->bits);
@@ -135,7 +144,6 @@ void rs__gc_count_candidates(void);
 /* ------------------------------------------------------------------------ */
 bool rs__gc_role_take(struct rs__thread *t, bool wait);
 void rs__gc_role_give(struct rs__thread *t);
-size_t rs__gc_cand_trigger(void);
 
 /* ------------------------------------------------------------------------ */
 /* lib/gc.c                                                                  */

@@ -29,6 +29,16 @@
 _Static_assert(RS__CHUNK_ENTS <= RS__CHUNK_CAND_WORDS * 64,
 	       "a chunk's candidate bits cover its entries");
 
+/* The collector's state (lib/collector.h), here at the bottom of the
+ * collector's files: every tracked birth and death reads it. */
+struct rs__gc_state rs__gc = {
+	.threshold = {2000, 10, 10},
+	.cand_factor = 1,
+	.enabled = 1,
+	.stats_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+int rs__gc_requested;
+
 /* ---------------------------------------------------------------------- */
 /* Logs                                                                    */
 /* ---------------------------------------------------------------------- */

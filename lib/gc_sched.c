@@ -15,14 +15,6 @@
 
 #include <stdio.h>
 
-struct rs__gc_state rs__gc = {
-	.threshold = {2000, 10, 10},
-	.cand_factor = 1,
-	.enabled = 1,
-	.stats_lock = PTHREAD_MUTEX_INITIALIZER,
-};
-int rs__gc_requested;
-
 /* The collector role (G4). */
 static pthread_mutex_t role_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t role_cv = PTHREAD_COND_INITIALIZER;
@@ -83,13 +75,6 @@ void rs__gc_role_give(struct rs__thread *t)
 
 #define GEN_CAND RS_GC_GENERATIONS	/* choose_generation: candidates */
 
-/* Candidates that request a collection: threshold[2] thousands (10,240 by
- * default), times a factor that doubles while collections find nothing. */
-size_t rs__gc_cand_trigger(void)
-{
-	return (size_t)rs__load_relaxed(&rs__gc.threshold[2]) * 1024 *
-	       rs__load_relaxed(&rs__gc.cand_factor);
-}
 
 /*
  * What an automatic collection collects.  The old generations only through

@@ -593,17 +593,17 @@ void rs__defer_apply_orphans(void);
 void rs__defer_apply_stopped(struct rs__thread *by);
 
 /* ------------------------------------------------------------------------ */
-/* lib/gc_log.c, lib/gc.c, lib/gc_api.c (the collector; lib/collector.h    */
-/* holds what only those three share)                                       */
+/* lib/gc_log.c, gc.c, gc_sched.c, gc_api.c (the collector; collector.h    */
+/* holds what only those four share)                                        */
 /* ------------------------------------------------------------------------ */
 /* gc_log.c */
+extern int rs__gc_requested;	/* Sync: atomic (relaxed) */
 int rs__gc_track(struct rs__thread *t, struct rs__head *h);
 void rs__gc_untrack(struct rs__thread *t, struct rs__head *h);
 void rs__gc_candidate(struct rs__head *h);
 void rs__gc_thread_init(struct rs__thread *t);
 long rs__gc_verify(void);
-/* gc.c */
-extern int rs__gc_requested;	/* Sync: atomic (relaxed) */
+/* gc_sched.c */
 void rs__gc_auto(struct rs__thread *t);
 void rs__gc_fork_prepare(void);
 void rs__gc_fork_parent(void);
