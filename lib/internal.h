@@ -190,7 +190,7 @@ void rs__assert_no_locks(const char *where);
  * call of the site fail (once; n <= 0 disarms it), rs__fault_left says how
  * many calls are still to go (<= 0: it fired, or was never armed).  Each
  * site stands for one kind of allocation and fails the way that allocation
- * would; docs/design.md §16 says what the caller sees.
+ * would; docs/design.md §3 says what the caller sees.
  * An unarmed site costs one relaxed load. */
 enum {
 	RS__FAULT_ARENA,	/* alloc.c arena_mem: a 4 MiB arena */

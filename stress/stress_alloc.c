@@ -57,7 +57,7 @@
 #define TAG_ALIVE 0xa11cULL
 #define TAG_DEAD 0xdeadULL
 
-/* The size classes as docs/design.md (section 11) describes them: 32 to
+/* The size classes as docs/design.md (section 4) describes them: 32 to
  * 128 bytes by 16, then eight per doubling up to 1024, header included. */
 static size_t class_bytes[NCLASS];
 

@@ -33,7 +33,7 @@
  *   - after the last references are dropped every object is destroyed and
  *     rs_shutdown finds nothing alive.
  *
- * The rule for unpublished objects (docs/design.md, section 4) is kept: an
+ * The rule for unpublished objects (docs/design.md, section 6) is kept: an
  * object that is not published travels only as a parcel of all the
  * references its holder has ("move"); one whose references are shared
  * between threads is published first.

@@ -1,6 +1,6 @@
 /*
  * test_faults.c - the fault-injection sweep: every allocation site of the
- * library (RS__FAULT_* in lib/internal.h; docs/design.md §16) fails in
+ * library (RS__FAULT_* in lib/internal.h; docs/design.md §3) fails in
  * turn during one representative workload, and each
  * failure must reach the caller as a clean error and leave no damage.
  *
