@@ -300,11 +300,12 @@ static void b_snap(struct memsnap *m)
 	m->a = heap;
 	m->b = heap > freeb ? heap - freeb : 0;
 	m->c = 0;
+	m->d = 0;
 }
 
 int run_boehm(void)
 {
-	struct memsnap peak = { 0, 0, 0 }, m;
+	struct memsnap peak = { 0, 0, 0, 0 }, m;
 	struct verify v = { 0, 0, 0, 0 };
 	size_t nb = 1, b;
 	uint64_t t;

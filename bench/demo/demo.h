@@ -289,6 +289,7 @@ struct result {
 	/* memory: refstore (rs_stats) */
 	uint64_t live_setup, live_end, live_peak, arena_end, arena_peak,
 		 pending_end, pending_peak, live_objects_end;
+	uint64_t cand_end, cand_peak;	/* refstore: the collector's backlog */
 	/* memory: Boehm */
 	uint64_t heap_setup, heap_end, heap_peak, inuse_setup, inuse_end;
 	long rss_peak_kb;
@@ -345,8 +346,8 @@ typedef int (*request_fn)(struct worker *w, int op, uint64_t key);
 void request_loop(struct worker *w, request_fn req, int safepoints);
 
 struct memsnap {
-	uint64_t a, b, c;	/* refstore: live, arena, pending; Boehm: heap,
-				   in use, - */
+	uint64_t a, b, c, d;	/* refstore: live, arena, pending, cycle
+				   candidates; Boehm: heap, in use, -, - */
 };
 
 typedef void (*memsnap_fn)(struct memsnap *m);

@@ -240,7 +240,9 @@ static void json_side(FILE *f, int s)
 		fprintf(f, "      \"memory\": {\"live_after_setup\": %llu, "
 			"\"live\": %llu, \"live_peak\": %llu, \"arena\": %llu, "
 			"\"arena_peak\": %llu, \"deferred\": %llu, "
-			"\"deferred_peak\": %llu, \"peak_rss\": %lld},\n"
+			"\"deferred_peak\": %llu, \"peak_rss\": %lld, "
+			"\"cycle_candidates\": %llu, "
+			"\"cycle_candidates_peak\": %llu},\n"
 			"      \"grace_periods\": %llu,\n"
 			"      \"defer_waits\": %llu,\n"
 			"      \"collected_objects\": %llu,\n"
@@ -254,6 +256,8 @@ static void json_side(FILE *f, int s)
 			(unsigned long long)r->pending_end,
 			(unsigned long long)r->pending_peak,
 			(long long)r->rss_peak_kb * 1024,
+			(unsigned long long)r->cand_end,
+			(unsigned long long)r->cand_peak,
 			(unsigned long long)r->grace_periods,
 			(unsigned long long)r->defer_waits,
 			(unsigned long long)r->collected,

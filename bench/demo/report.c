@@ -314,6 +314,10 @@ void print_tables(void)
 		fmt_bytes(b2, sizeof(b2), (double)r->pending_peak);
 		fmt_bytes(b3, sizeof(b3), (double)r->rss_peak_kb * 1024);
 		printf(" deferred %s (peak %s); peak RSS %s\n", b1, b2, b3);
+		printf("            cycle candidates waiting %llu (peak %llu, "
+		       "sampled each second)\n",
+		       (unsigned long long)r->cand_end,
+		       (unsigned long long)r->cand_peak);
 		printf("            %llu grace periods (%.0f/s), %llu safepoints "
 		       "waited for one (deferred bytes over the bound)\n",
 		       (unsigned long long)r->grace_periods,

@@ -245,6 +245,7 @@ static void rs_snap(struct memsnap *m)
 	m->a = st.live_bytes;
 	m->b = st.arena_bytes;
 	m->c = st.pending_bytes;
+	m->d = st.gc_candidates;
 }
 
 static size_t rs_live_objects(void)
@@ -272,7 +273,7 @@ static int rs_verify_entry(const void *key, size_t klen, void *value,
 
 int run_refstore(void)
 {
-	struct memsnap peak = { 0, 0, 0 }, m;
+	struct memsnap peak = { 0, 0, 0, 0 }, m;
 	struct rs_gc_stats gs;
 	struct rs_stats st0, st1;
 	struct verify v = { 0, 0, 0, 0 };
@@ -343,6 +344,8 @@ int run_refstore(void)
 	R->live_peak = peak.a > m.a ? peak.a : m.a;
 	R->arena_peak = peak.b > m.b ? peak.b : m.b;
 	R->pending_peak = peak.c > m.c ? peak.c : m.c;
+	R->cand_end = m.d;
+	R->cand_peak = peak.d > m.d ? peak.d : m.d;
 	for (g = 0; g < RS_GC_GENERATIONS; g++)
 		if (!rs_gc_get_stats(g, &gs))
 			R->collected += gs.collected;

@@ -347,6 +347,8 @@ void monitor(int side, memsnap_fn snap, struct memsnap *peak)
 			peak->b = m.b;
 		if (m.c > peak->c)
 			peak->c = m.c;
+		if (m.d > peak->d)
+			peak->d = m.d;
 		n = total_done();
 		if (!cfg.quiet)
 			progress(side, (double)(tick - g_run_start) / 1e9,
