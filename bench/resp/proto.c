@@ -215,13 +215,25 @@ int resp_parse(const char *p, size_t n, struct req *r, size_t *used,
 
 /* ---- replies --------------------------------------------------------------- */
 
-/* "<c><v>\r\n" */
+/* "<c><v>\r\n", formatted by hand: a reply of 100 elements has 100 of
+ * them, and snprintf would be most of its cost. */
 static void put_num_line(struct buf *b, char c, long long v)
 {
 	char tmp[32];
-	int k = snprintf(tmp, sizeof(tmp), "%c%lld\r\n", c, v);
+	char *e = tmp + sizeof(tmp), *p = e;
+	unsigned long long u = v < 0 ? 0 - (unsigned long long)v
+				     : (unsigned long long)v;
 
-	buf_put(b, tmp, (size_t)k);
+	*--p = '\n';
+	*--p = '\r';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	*--p = c;
+	buf_put(b, p, (size_t)(e - p));
 }
 
 void reply_status(struct buf *b, const char *s)

@@ -85,16 +85,22 @@ void *str_new(const void *p, size_t n);	/* counted; NULL + errno */
 const char *str_bytes(const void *v, size_t *n);
 int is_list(const void *v);
 
-/* A list of strings, pushed at the head (LPUSH), in chunks of LIST_CHUNK
- * counted references.  Callers hold the key's lock. */
+/* A list of strings, pushed at the head (LPUSH), in chunks of counted
+ * references.  Writers hold the key's lock; readers take a view (a
+ * snapshot, borrowed until the next safepoint) without it. */
 struct rlist;
+struct list_view {
+	const void *head;	/* the newest chunk */
+	uint32_t start;		/* its first element */
+	long len;		/* elements in the snapshot */
+};
 struct rlist *list_new(void);		/* counted; NULL + errno */
 int list_push_head(struct rlist *l, void *str);	/* takes the count */
-long list_len(const struct rlist *l);
-/* Calls fn(bytes, len, arg) for elements start..stop (inclusive, 0-based,
- * already clamped by the caller to 0 <= start <= stop < len). */
-void list_range(const struct rlist *l, long start, long stop,
-		void (*fn)(const char *p, size_t n, void *arg), void *arg);
+void list_view(const struct rlist *l, struct list_view *v);
+/* Calls fn(bytes, len, arg) for elements start..stop of the view
+ * (inclusive, 0-based, 0 <= start <= stop < v->len). */
+void list_view_range(const struct list_view *v, long start, long stop,
+		     void (*fn)(const char *p, size_t n, void *arg), void *arg);
 
 /* The database: an rs_map held by a counted global, replaced whole by
  * FLUSHALL.  db() is a borrowed reference (until the next safepoint). */

@@ -17,8 +17,8 @@
  * Both types have a traverse and the default flags, so the collector tracks
  * them: that is what a user of refstore gets by default, and what the
  * benchmark measures.  Lists are changed in place, under the key's lock;
- * LRANGE reads them under the same lock.  Stores into these published
- * objects go through rs_set / rs_set_steal.
+ * LRANGE reads them without a lock (see list_push_head).  Stores into these
+ * published objects go through rs_set / rs_set_steal.
  *
  * The database.  One rs_map, held by the counted global g_db.  FLUSHALL
  * stores a new empty map there (rs_set_steal): the old one is given back
@@ -133,15 +133,17 @@ const char *str_bytes(const void *v, size_t *n)
 #define LIST_CHUNK 32
 
 struct chunk {
-	struct chunk *next;	/* counted */
-	uint32_t start;		/* slots start..LIST_CHUNK-1 are in use.
-				   Sync: the key's lock */
+	struct chunk *next;	/* counted; older elements */
+	long base;		/* elements in next and beyond.
+				   Sync: immutable after publication */
+	_Atomic uint32_t start;	/* slots start..LIST_CHUNK-1 are in use.
+				   Sync: atomic (release store by LPUSH under
+				   the key's lock, acquire load by readers) */
 	void *item[LIST_CHUNK];	/* counted strings */
 };
 
 struct rlist {
-	struct chunk *head;	/* counted */
-	long len;		/* Sync: the key's lock */
+	struct chunk *head;	/* counted; the newest elements */
 };
 
 static void chunk_traverse(void *obj, rs_visit_fn visit, void *arg)
@@ -184,16 +186,32 @@ struct rlist *list_new(void)
 	return rs_new(&list_type);
 }
 
+/*
+ * Readers take no lock.  Only the head chunk ever changes, and only by
+ * gaining elements in front: LPUSH stores the string into slot start - 1
+ * (rs_set_steal: a release exchange), then stores start - 1 with release
+ * order; a full head gets a new chunk in front, published whole by
+ * rs_set_steal into l->head.  A reader loads the head (rs_get: acquire),
+ * then its start (acquire): every slot from start on, and every older
+ * chunk, is complete and never changes again, so (head, start) is a
+ * snapshot of the list at that moment, of length base + LIST_CHUNK -
+ * start.  The strings and chunks it reaches are borrowed: they stay valid
+ * until the reader's next safepoint even if the list is deleted meanwhile.
+ */
 int list_push_head(struct rlist *l, void *str)
 {
 	struct chunk *c = rs_get(&l->head);
+	uint32_t s = c ? atomic_load_explicit(&c->start, memory_order_relaxed)
+		       : 0;
 
-	if (!c || c->start == 0) {
+	if (s == 0) {
 		struct chunk *n = rs_new(&chunk_type);
 
 		if (!n)
 			return -1;
-		n->start = LIST_CHUNK;
+		n->base = c ? c->base + LIST_CHUNK : 0;
+		atomic_store_explicit(&n->start, LIST_CHUNK,
+				      memory_order_relaxed);
 		/* The new chunk is private: a plain store of a counted
 		 * reference would do, but there is no way to move the list's
 		 * reference to the old head into it, so count it again and
@@ -203,34 +221,42 @@ int list_push_head(struct rlist *l, void *str)
 			return -1;
 		}
 		c = n;
+		s = LIST_CHUNK;
 	}
-	if (rs_set_steal(&c->item[c->start - 1], str) < 0)
+	if (rs_set_steal(&c->item[s - 1], str) < 0)
 		return -1;
-	c->start--;
-	l->len++;
+	/* pairs with the acquire load in list_view */
+	atomic_store_explicit(&c->start, s - 1, memory_order_release);
 	return 0;
 }
 
-long list_len(const struct rlist *l)
-{
-	return l->len;
-}
-
-void list_range(const struct rlist *l, long start, long stop,
-		void (*fn)(const char *p, size_t n, void *arg), void *arg)
+void list_view(const struct rlist *l, struct list_view *v)
 {
 	const struct chunk *c = rs_get(&l->head);
+
+	v->head = c;
+	v->start = c ? atomic_load_explicit(&c->start, memory_order_acquire)
+		     : LIST_CHUNK;
+	v->len = c ? c->base + LIST_CHUNK - (long)v->start : 0;
+}
+
+void list_view_range(const struct list_view *v, long start, long stop,
+		     void (*fn)(const char *p, size_t n, void *arg), void *arg)
+{
+	const struct chunk *c = v->head;
+	uint32_t first = v->start;	/* of this chunk */
 	long i = 0;
 
 	/* Whole chunks before start are skipped by their counts. */
-	while (c && i + (LIST_CHUNK - (long)c->start) <= start) {
-		i += LIST_CHUNK - (long)c->start;
+	while (c && i + (LIST_CHUNK - (long)first) <= start) {
+		i += LIST_CHUNK - (long)first;
 		c = rs_get(&c->next);
+		first = 0;
 	}
-	for (; c && i <= stop; c = rs_get(&c->next)) {
+	for (; c && i <= stop; c = rs_get(&c->next), first = 0) {
 		uint32_t k;
 
-		for (k = c->start; k < LIST_CHUNK && i <= stop; k++, i++) {
+		for (k = first; k < LIST_CHUNK && i <= stop; k++, i++) {
 			const char *p;
 			size_t n = 0;
 
