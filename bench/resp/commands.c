@@ -368,6 +368,7 @@ static void cmd_dbsize(const struct req *r, struct buf *out)
 		reply_int(out, n);
 }
 
+/* A new map (store.c): reaches a safepoint, and borrows nothing. */
 static void cmd_flushall(const struct req *r, struct buf *out)
 {
 	if (r->argc == 2 && !arg_is(r, 1, "SYNC") && !arg_is(r, 1, "ASYNC")) {

@@ -110,7 +110,9 @@ static inline rs_map *db(void)
 	return rs_get(&g_db);
 }
 int db_init(void);			/* attached thread; 0 or -1 */
-int db_flush(void);			/* a new empty map; 0 or -1 */
+/* A new empty map; 0 or -1.  Reaches a safepoint: borrowed references the
+ * caller holds end. */
+int db_flush(void);
 void db_fini(void);			/* gives the map back */
 
 /* The lock of a key (one of KEY_LOCKS mutexes, by hash). */
@@ -119,8 +121,9 @@ pthread_mutex_t *key_lock(const void *key, size_t n);
 
 /* ---- commands.c ----------------------------------------------------------- */
 
-/* Runs one request, appending its reply to out.  Never reaches a safepoint
- * (the caller's borrowed references stay valid until it returns). */
+/* Runs one request, appending its reply to out.  Only FLUSHALL reaches a
+ * safepoint (after it has used its last borrowed reference); every other
+ * command's borrowed references stay valid until it returns. */
 void command_run(const struct req *r, struct buf *out);
 
 /* ---- info.c ---------------------------------------------------------------- */
