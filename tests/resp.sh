@@ -32,7 +32,7 @@ trap 'exit 1' INT TERM
 "$server" --port 0 --threads 2 2>"$log" &
 pid=$!
 port=""
-for i in $(seq 100); do
+for _ in $(seq 100); do
 	port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$log")
 	[ -n "$port" ] && break
 	kill -0 "$pid" 2>/dev/null || break

@@ -22,8 +22,9 @@
 # failure or interruption.  Exit status 1 if a run failed or resp-server
 # left objects alive at shutdown.
 #
-# Default: 100,000 requests per command, 3 rounds, depths 1 and 16: about
-# two minutes on two cores.  --short (CI): 10,000 requests, one round.
+# Default: 100,000 requests per command, 5 rounds, depths 1 and 16: about
+# a minute and a half on two cores.  --short (CI): 10,000 requests, one
+# round, a few seconds.
 #
 # resp-server runs with --threads (default 2) worker threads; redis-server
 # with its defaults (one thread serving commands).  redis-benchmark itself
@@ -35,7 +36,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 server=$here/../../build/release/bench/resp-server
 out=build/bench/resp
 requests=100000
-rounds=3
+rounds=5
 clients=50
 threads=2
 pipelines="1 16"
@@ -82,10 +83,10 @@ rm -f "$out"/*.csv "$out"/*.err
 rs_pid="" redis_pid=""
 
 stop_pid() {	# stop_pid PID: TERM, up to 10 s, then KILL
-	local pid=$1 i
+	local pid=$1
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -106,8 +107,8 @@ trap 'exit 130' INT TERM
 
 # A port nobody listens on (a connection to it is refused).
 free_port() {
-	local p i
-	for i in $(seq 100); do
+	local p
+	for _ in $(seq 100); do
 		p=$((20000 + RANDOM % 40000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
@@ -119,8 +120,7 @@ free_port() {
 
 # wait_ping PORT PID: until the server answers PING (10 s at most).
 wait_ping() {
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		kill -0 "$2" 2>/dev/null || return 1
 		[ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ] && return 0
 		sleep 0.1
@@ -131,7 +131,7 @@ wait_ping() {
 "$server" --port 0 --threads "$threads" 2>"$out/resp-server.log" &
 rs_pid=$!
 rs_port=""
-for i in $(seq 100); do
+for _ in $(seq 100); do
 	rs_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$out/resp-server.log")
 	[ -n "$rs_port" ] && break
 	sleep 0.1
