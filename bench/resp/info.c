@@ -77,6 +77,8 @@ static unsigned long long us(uint64_t ns)
 static void sec_server(struct buf *b)
 {
 	addf(b, "# Server\r\n");
+	/* The protocol level it answers at, for tools that read this field;
+	 * server_name says what it is. */
 	addf(b, "redis_version:7.0.0\r\n");
 	addf(b, "server_name:resp-server (refstore %d.%d)\r\n",
 	     REFSTORE_VERSION_MAJOR, REFSTORE_VERSION_MINOR);

@@ -105,11 +105,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nobody listens on (a connection to it is refused).
+# A port nobody listens on (a connection to it is refused), below the
+# kernel's range of ephemeral ports (which the benchmark's own connections
+# take, so a port there may be refused and still not free to bind).
 free_port() {
-	local p
+	local p lo
+	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	[ "${lo:-0}" -gt 11000 ] || lo=32768
 	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
@@ -142,15 +146,21 @@ if [ -z "$rs_port" ] || ! wait_ping "$rs_port" "$rs_pid"; then
 	exit 1
 fi
 
-redis_port=$(free_port) || { echo "resp-bench: no free port" >&2; exit 1; }
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
-	--daemonize no --logfile '' >"$out/redis-server.log" 2>&1 &
-redis_pid=$!
-if ! wait_ping "$redis_port" "$redis_pid"; then
-	echo "resp-bench: redis-server did not start:" >&2
-	cat "$out/redis-server.log" >&2
-	exit 1
-fi
+# A port found free may be taken before redis binds it: three tries.
+for try in 1 2 3; do
+	redis_port=$(free_port) || { echo "resp-bench: no free port" >&2; exit 1; }
+	redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+		--daemonize no --logfile '' >"$out/redis-server.log" 2>&1 &
+	redis_pid=$!
+	wait_ping "$redis_port" "$redis_pid" && break
+	stop_pid "$redis_pid"
+	redis_pid=""
+	if [ $try = 3 ]; then
+		echo "resp-bench: redis-server did not start:" >&2
+		cat "$out/redis-server.log" >&2
+		exit 1
+	fi
+done
 
 echo "resp-bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs;" \
 	"resp-server (refstore, $threads threads) on :$rs_port (pid $rs_pid)," \
