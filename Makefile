@@ -12,6 +12,9 @@
 #   make demo             the demo: a threaded server's requests on refstore and
 #                         on the Boehm GC, pauses under contention (docs/demo.md)
 #                         (flags through DEMO_ARGS, e.g. DEMO_ARGS="--seconds 4")
+#   make resp-bench       resp-server (a Redis-protocol server on refstore)
+#                         against redis-server with redis-benchmark, ~2 min
+#                         (RESP_BENCH_ARGS=--short: seconds; docs/servers.md)
 #   make stress           every stress program briefly (release, TSan, ASan)
 #   make torture DURATION=s   the stress programs long, rotating seeds
 #   make fuzz FUZZ_SECONDS=s  the libFuzzer harness (clang), from fuzz/corpus
@@ -91,6 +94,7 @@ TEST_SH  := $(wildcard tests/*.sh)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCHES   := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 DEMO      := $(B)/bench/demo
+RESP_SERVER := $(B)/bench/resp-server
 
 # The version, written once: VERSION (major.minor.patch).  refstore.pc takes
 # it from here; tests/version.sh checks that include/refstore.h's
@@ -160,7 +164,7 @@ $(EXAMPLE): $(B)/tests/%: tests/%.c $(B)/librefstore.a
 	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $(DEPFLAGS) $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS)
 
-check: $(TESTS) $(EXAMPLE) $(B)/refstore.pc
+check: $(TESTS) $(EXAMPLE) $(RESP_SERVER) $(B)/refstore.pc
 	B=$(B) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
 
 # --------------------------------------------------------------------------
@@ -291,6 +295,32 @@ demo: $(DEMO)
 	$(DEMO) $(DEMO_ARGS)
 
 # --------------------------------------------------------------------------
+# resp-server (bench/resp/, docs/servers.md): a Redis-protocol server on
+# refstore's public API, built from every bench/resp/*.c in one compiler
+# call like the demo (header dependencies from a -MM pass).  make check
+# builds it for tests/resp.sh.  make resp-bench runs it against
+# redis-server with redis-benchmark (bench/resp/resp-bench.sh; scripts/
+# deps.sh resp installs redis-server and redis-tools), both on 127.0.0.1.
+# --------------------------------------------------------------------------
+RESP_SRC := $(sort $(wildcard bench/resp/*.c))
+RESP_BENCH_ARGS ?=
+
+$(RESP_SERVER): $(RESP_SRC) $(B)/librefstore.a
+	@mkdir -p $(dir $@)
+	@$(CC) -Iinclude $(ALL_CFLAGS) -MM -MP -MT $@ $(RESP_SRC) | \
+	  sed 's|^\([^:]*\): *[^ ]*\.c|\1:|' >$@.d
+	$(CC) -Iinclude -D_GNU_SOURCE $(ALL_CFLAGS) $(RESP_SRC) -o $@ \
+	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS)
+
+$(B)/.resp-deps: | $(B)/.deps
+	@$(DEPS) resp
+	@touch $@
+
+.PHONY: resp-bench
+resp-bench: $(RESP_SERVER) $(B)/.resp-deps
+	bench/resp/resp-bench.sh --server $(RESP_SERVER) --out $(BENCH_OUT)/resp $(RESP_BENCH_ARGS)
+
+# --------------------------------------------------------------------------
 # Stress programs (stress/stress_*.c, docs/testing.md): self-checking, each
 # run as <program> <threads> <seconds> <seed>.  make stress runs every one
 # briefly in the release build, then under TSan and under ASan+UBSan with
@@ -407,5 +437,5 @@ clean:
 # sources that exist now.
 # --------------------------------------------------------------------------
 DEP_FILES := $(LIB_OBJ:.o=.d) $(TESTS:.t=.d) $(EXAMPLE:=.d) $(BENCHES:=.d) \
-             $(DEMO).d $(STRESS:=.d) $(FUZZ_OBJ:.o=.d) $(FUZZ_B)/fuzz_ops.d
+             $(DEMO).d $(RESP_SERVER).d $(STRESS:=.d) $(FUZZ_OBJ:.o=.d) $(FUZZ_B)/fuzz_ops.d
 -include $(wildcard $(DEP_FILES))

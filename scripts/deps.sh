@@ -12,6 +12,8 @@
 #          the Boehm GC, python3, gnuplot (a peer, the summary, the chart)
 #                                                                  optional
 #   demo   the Boehm GC (the other side), gnuplot (the chart)      optional
+#   resp   redis-server (the peer), redis-benchmark and redis-cli
+#          (redis-tools) for make resp-bench                        required
 #   fuzz   clang with libFuzzer                                    required
 #   model  spin                                                    required
 #   ci     everything .ci/run uses: all of the above, all required, plus
@@ -34,7 +36,7 @@ PROVE=${PROVE:-prove}
 FUZZ_CC=${FUZZ_CC:-clang}
 
 usage() {
-	echo "usage: $0 [--check] {build|bench|demo|fuzz|model|ci}..." >&2
+	echo "usage: $0 [--check] {build|bench|demo|resp|fuzz|model|ci}..." >&2
 	exit 2
 }
 
@@ -83,6 +85,12 @@ items() {
 		opt|have_cmd gnuplot|gnuplot-nox|gnuplot
 		EOF
 		;;
+	resp) cat <<-EOF
+		req|have_cmd redis-server|redis-server|redis-server
+		req|have_cmd redis-benchmark|redis-tools|redis-benchmark
+		req|have_cmd redis-cli|redis-tools|redis-cli
+		EOF
+		;;
 	fuzz) cat <<-EOF
 		req|have_fuzzer|clang libclang-rt-14-dev|$FUZZ_CC with libFuzzer
 		EOF
@@ -99,7 +107,7 @@ items() {
 			req|have_cmd valgrind|valgrind|valgrind
 		EOF
 		local g
-		for g in build bench demo fuzz model; do
+		for g in build bench demo resp fuzz model; do
 			items "$g" | sed 's/^opt|/req|/'
 		done
 		;;
