@@ -97,11 +97,13 @@ static void cmd_echo(const struct req *r, struct buf *out)
 }
 
 /* Puts a new value under the key: the caller holds the key's lock and a
- * counted reference to v, which it keeps. */
+ * counted reference to v, which the map takes over (rs_map_put_steal: no
+ * deferred decrement, and no cycle candidate made of a stored value); on
+ * failure the caller still holds it. */
 static int put_value(const char *k, size_t kl, void *v, struct buf *out)
 {
-	if (rs_map_put(db(), k, kl, v) < 0) {
-		reply_errno(out, "rs_map_put", errno);
+	if (rs_map_put_steal(db(), k, kl, v) < 0) {
+		reply_errno(out, "rs_map_put_steal", errno);
 		return -1;
 	}
 	return 0;
@@ -127,8 +129,9 @@ static void cmd_set(const struct req *r, struct buf *out)
 	pthread_mutex_lock(lk);
 	if (put_value(r->argv[1], r->argl[1], s, out) == 0)
 		reply_status(out, "OK");
+	else
+		rs_decref(s);
 	pthread_mutex_unlock(lk);
-	rs_decref(s);	/* the map holds its own reference */
 }
 
 /* A borrowed value, or NULL with a reply already written unless the key
@@ -263,7 +266,8 @@ static void cmd_incr(const struct req *r, struct buf *out)
 	}
 	if (put_value(r->argv[1], r->argl[1], s, out) == 0)
 		reply_int(out, x);
-	rs_decref(s);
+	else
+		rs_decref(s);
 out:
 	pthread_mutex_unlock(lk);
 }
@@ -304,8 +308,9 @@ static void cmd_lpush(const struct req *r, struct buf *out)
 	if (!fresh || put_value(r->argv[1], r->argl[1], l, out) == 0) {
 		struct list_view v;
 
-		list_view(l, &v);
+		list_view(l, &v);	/* borrowed: the lock keeps it */
 		reply_int(out, v.len);
+		fresh = 0;		/* the map took the reference */
 	}
 out:
 	if (fresh)
