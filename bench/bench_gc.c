@@ -46,8 +46,9 @@
  * CPython runs bench/peers/gc_peer.py (found from the current directory or
  * from this binary's place in build/<variant>/bench/) in a child process
  * with the same N, repeats and shapes; it prints one line per collection.
- * Boehm runs in this process, with its default configuration (it marks with
- * GC_get_parallel() + 1 threads; refstore collects on the calling thread).
+ * Boehm runs in this process, with its default configuration and its marker
+ * threads started (GC_start_mark_threads: it marks with GC_get_parallel() + 1
+ * threads; refstore collects on the calling thread).
  * Automatic collection is off while building in all three (rs_gc_disable,
  * gc.disable(), GC_disable) and only the collection call is timed.  If
  * python3 or the script is missing, or the binary was built without libgc,
@@ -902,6 +903,9 @@ int main(int argc, char **argv)
 		g_n = (size_t)n;
 #ifdef HAVE_BOEHM
 	GC_INIT();	/* from the main thread, before anything allocates */
+	/* A program that creates no thread through Boehm marks with one
+	 * thread unless it starts the markers: compare against its best. */
+	GC_start_mark_threads();
 #else
 	g_skip[BOEHM] = "peer skipped: built without libgc (libgc-dev was "
 			"missing at build time)";
