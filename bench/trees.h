@@ -242,6 +242,8 @@ static void trees_init(void)
 #ifdef HAVE_BOEHM
 	GC_INIT();
 	GC_allow_register_threads();
+	/* its markers run only if started: compare against Boehm at its best */
+	GC_start_mark_threads();
 	snprintf(g_boehm_name, sizeof(g_boehm_name), "Boehm GC %u.%u",
 		 GC_get_version() >> 16, (GC_get_version() >> 8) & 0xff);
 #endif
