@@ -19,8 +19,9 @@
  *     borrowed (rs_get, rs_map_get) or counted (rs_get_ref, rs_map_get_ref,
  *     kept across safepoints);
  *   - goes offline and online, collects (rs_gc_collect(0), (1) and (2)),
- *     while automatic collections run under low thresholds that thread 0
- *     keeps changing (rs_gc_set_threshold);
+ *     while automatic collections (young ones, and the old generations'
+ *     from cycle candidates) run under low thresholds that thread 0 keeps
+ *     changing (rs_gc_set_threshold);
  *   - makes weak references (with callbacks) to its structures.
  *
  * Finalizers (type "fin") run on the collecting thread; the one of the
@@ -150,7 +151,7 @@ static struct stress_counter c_ops = { "ops", 0 }, c_built = { "built", 0 },
 	c_verified = { "verified", 0 }, c_final = { "finalized", 0 },
 	c_resurrect = { "resurrected", 0 }, c_weak = { "weakchecks", 0 },
 	c_dead = { "deadchecks", 0 }, c_offline = { "offline", 0 },
-	c_heap = { "heapverify", 0 };
+	c_heap = { "heapverify", 0 }, c_old = { "oldcollections", 0 };
 
 static struct worker *workers;
 static struct sroot *shared_root;	/* counted (a C variable) */
@@ -953,7 +954,7 @@ int main(int argc, char **argv)
 	stress_start(argc, argv, "stress_gc", (struct stress_counter *[]){
 		     &c_ops, &c_built, &c_mutated, &c_collect, &c_verified,
 		     &c_final, &c_resurrect, &c_weak, &c_dead, &c_offline,
-		     &c_heap, NULL });
+		     &c_heap, &c_old, NULL });
 	stress_check(rs_init(NULL) == 0 && rs_thread_attach() == 0,
 		     "rs_init/rs_thread_attach failed");
 	rs_gc_set_threshold(200, 5, 5);
@@ -976,6 +977,13 @@ int main(int argc, char **argv)
 
 	stress_spawn(t, stress_threads, worker_main);
 	stress_join(t, stress_threads);
+	{	/* collections of generation 2 while the workers ran: the
+		 * explicit ones and the automatic ones from cycle candidates */
+		struct rs_gc_stats st;
+
+		if (rs_gc_get_stats(2, &st) == 0)
+			stress_add(&c_old, (long)st.collections);
+	}
 	final_checks();
 	stress_shutdown(0);
 	free(workers);
