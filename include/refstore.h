@@ -143,6 +143,12 @@ RS_API int rs_map_put_steal(rs_map *map, const void *key, size_t klen,
 RS_API void *rs_map_get(rs_map *map, const void *key, size_t klen);
 RS_API void *rs_map_get_ref(rs_map *map, const void *key, size_t klen);
 RS_API int rs_map_del(rs_map *map, const void *key, size_t klen);
+RS_API int rs_map_add(rs_map *map, const void *key, size_t klen, void *obj);
+RS_API int rs_map_cas(rs_map *map, const void *key, size_t klen,
+		      void *expected, void *value);
+RS_API int rs_map_lookup(rs_map *map, const void *key, size_t klen,
+			 void **value);
+RS_API long rs_map_clear(rs_map *map);
 RS_API long rs_map_count(rs_map *map);
 RS_API long rs_map_foreach(rs_map *map, rs_map_fn fn, void *arg);
 

@@ -462,6 +462,26 @@ rs_map *rs_map_new(void)
 	return m;
 }
 
+/* A new node for key, holding a counted reference to obj (the caller's,
+ * if steal); not yet in the table.  NULL: ENOMEM. */
+static struct node *node_new(const void *key, size_t klen, void *obj,
+			     bool steal)
+{
+	struct node *n = rs_new(node_type(klen));
+
+	if (!n)
+		return NULL;
+	/* read by other threads from now on: its last decrement must wait
+	 * for a grace period; it has no children to publish */
+	rs__or_relaxed(&rs__head_of(n)->bits, RS__B_PUBLISHED);
+	n->value = steal ? obj : rs_incref(obj);
+	if (klen)
+		memcpy(n->key, key, klen);
+	rs__store_release(&n->klen, (uint32_t)klen);	/* (M3) */
+	cds_lfht_node_init(&n->lf);
+	return n;
+}
+
 /* rs_map_put (steal false) and rs_map_put_steal (true). */
 static int put(const char *call, rs_map *m, const void *key, size_t klen,
 	       void *obj, bool steal)
@@ -479,20 +499,9 @@ static int put(const char *call, rs_map *m, const void *key, size_t klen,
 		return -1;
 	}
 	/* Everything that can fail happens before the table changes (M2). */
-	if (rs_publish(obj) || reserve2(t))
+	if (rs_publish(obj) || reserve2(t) || !(n = node_new(key, klen, obj, steal)))
 		return -1;
-	n = rs_new(node_type(klen));
-	if (!n)
-		return -1;
-	/* read by other threads from now on: its last decrement must wait
-	 * for a grace period; it has no children to publish */
-	rs__or_relaxed(&rs__head_of(n)->bits, RS__B_PUBLISHED);
-	n->value = steal ? obj : rs_incref(obj);
-	if (klen)
-		memcpy(n->key, key, klen);
-	rs__store_release(&n->klen, (uint32_t)klen);	/* (M3) */
 	h = hash_key(key, klen, m->seed);
-	cds_lfht_node_init(&n->lf);
 	old = cds_lfht_add_replace(m->ht, h, match, &k, &n->lf);
 	if (old)
 		give_back(node_of(old));
@@ -574,6 +583,126 @@ int rs_map_del(rs_map *m, const void *key, size_t klen)
 	give_back(n);
 	check_size(m, rs__add_fetch_relaxed(&m->count, -1));
 	return 0;
+}
+
+int rs_map_add(rs_map *m, const void *key, size_t klen, void *obj)
+{
+	struct rs__thread *t = check("rs_map_add", m);
+	struct lookup k = {key, klen};
+	struct cds_lfht_node *lf;
+	struct node *n;
+
+	if (!t || check_key(key, klen))
+		return -1;
+	if (!obj) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (rs_publish(obj) || reserve2(t) || !(n = node_new(key, klen, obj, false)))
+		return -1;
+	lf = cds_lfht_add_unique(m->ht, hash_key(key, klen, m->seed), match, &k,
+				 &n->lf);
+	if (lf != &n->lf) {	/* the key is there: nothing changed */
+		give_back(n);
+		errno = EEXIST;
+		return -1;
+	}
+	check_size(m, rs__add_fetch_relaxed(&m->count, 1));
+	return 0;
+}
+
+/*
+ * Compare and swap one entry: the entry holds `expected` (NULL: the key is
+ * absent) and becomes `value` (NULL: removed), or nothing changes.  The
+ * comparison and the change are one step for every other put, del, add or
+ * cas of the key: a replacement is cds_lfht_replace of the very node that
+ * held `expected`, which fails if another writer removed that node first,
+ * and an insertion is cds_lfht_add_unique.
+ */
+int rs_map_cas(rs_map *m, const void *key, size_t klen, void *expected,
+	       void *value)
+{
+	struct rs__thread *t = check("rs_map_cas", m);
+	struct lookup k = {key, klen};
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *lf;
+	struct node *n, *nn = NULL;
+	uint64_t h;
+
+	if (!t || check_key(key, klen))
+		return -1;
+	if ((value && rs_publish(value)) || reserve2(t) ||
+	    (value && !(nn = node_new(key, klen, value, false))))
+		return -1;
+	h = hash_key(key, klen, m->seed);
+	for (;;) {
+		cds_lfht_lookup(m->ht, h, match, &k, &it);
+		lf = cds_lfht_iter_get_node(&it);
+		n = lf ? node_of(lf) : NULL;
+		if ((n ? n->value : NULL) != expected)
+			break;				/* not what was expected */
+		if (!n && !nn)
+			return 1;			/* absent stays absent */
+		if (!n) {
+			if (cds_lfht_add_unique(m->ht, h, match, &k, &nn->lf) !=
+			    &nn->lf)
+				continue;		/* added meanwhile */
+			check_size(m, rs__add_fetch_relaxed(&m->count, 1));
+			return 1;
+		}
+		if (!nn) {
+			if (cds_lfht_del(m->ht, &n->lf))
+				continue;		/* removed meanwhile */
+			give_back(n);
+			check_size(m, rs__add_fetch_relaxed(&m->count, -1));
+			return 1;
+		}
+		if (cds_lfht_replace(m->ht, &it, h, match, &k, &nn->lf))
+			continue;			/* removed meanwhile */
+		give_back(n);
+		return 1;
+	}
+	if (nn)
+		give_back(nn);	/* never in the table */
+	return 0;
+}
+
+int rs_map_lookup(rs_map *m, const void *key, size_t klen, void **out)
+{
+	struct cds_lfht_iter it;
+	struct node *n;
+
+	if (!check("rs_map_lookup", m) || check_key(key, klen))
+		return -1;
+	if (!out) {
+		errno = EINVAL;
+		return -1;
+	}
+	n = find(m, key, klen, &it);
+	*out = n ? n->value : NULL;
+	return n != NULL;
+}
+
+long rs_map_clear(rs_map *m)
+{
+	struct rs__thread *t = check("rs_map_clear", m);
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *lf;
+	long n = 0;
+
+	if (!t)
+		return -1;
+	cds_lfht_for_each(m->ht, &it, lf) {
+		if (reserve2(t))
+			return -1;	/* ENOMEM: the rest stays */
+		if (cds_lfht_del(m->ht, lf))
+			continue;	/* another writer removed it */
+		(void)rs__load_acquire(&node_of(lf)->klen);	/* (M3) */
+		give_back(node_of(lf));
+		check_size(m, rs__add_fetch_relaxed(&m->count, -1));
+		n++;
+	}
+	return n;
 }
 
 long rs_map_count(rs_map *m)

@@ -165,6 +165,114 @@ static void test_put_steal(void)
 	is(live_objects(), baseline, "everything freed");
 }
 
+/* rs_map_add, rs_map_cas, rs_map_lookup and rs_map_clear, one thread. */
+static void test_add_cas(void)
+{
+	rs_map *m = rs_map_new();
+	struct node *a = node_new(1), *b = node_new(2), *c = node_new(3);
+	void *v = (void *)1;
+	long ra = rs_refcount(a);
+
+	is(rs_map_add(m, "k", 1, a), 0, "add of an absent key");
+	is(rs_refcount(a), ra + 1, "... the map holds its own count");
+	errno = 0;
+	ok(rs_map_add(m, "k", 1, b) == -1 && errno == EEXIST,
+	   "add of a present key: -1/EEXIST");
+	is_ptr(rs_map_get(m, "k", 1), a, "... the value is unchanged");
+	is(rs_map_lookup(m, "k", 1, &v), 1, "lookup finds it: 1");
+	is_ptr(v, a, "... and gives the value");
+	is(rs_map_lookup(m, "x", 1, &v), 0, "lookup of a missing key: 0");
+	ok(v == NULL, "... and NULL");
+	errno = 0;
+	ok(rs_map_lookup(m, "x", 1, NULL) == -1 && errno == EINVAL,
+	   "lookup with no place for the value: -1/EINVAL");
+	errno = 0;
+	ok(rs_map_lookup(NULL, "x", 1, &v) == -1 && errno == EINVAL,
+	   "lookup in no map: -1/EINVAL (an error, not a miss)");
+
+	is(rs_map_cas(m, "k", 1, b, c), 0, "cas with the wrong expected "
+	   "value: 0");
+	is_ptr(rs_map_get(m, "k", 1), a, "... nothing changed");
+	is(rs_map_cas(m, "k", 1, a, b), 1, "cas a -> b: 1");
+	is_ptr(rs_map_get(m, "k", 1), b, "... b is there");
+	is(rs_map_cas(m, "n", 1, NULL, c), 1, "cas absent -> c: inserts");
+	is_ptr(rs_map_get(m, "n", 1), c, "... c is there");
+	is(rs_map_cas(m, "n", 1, NULL, a), 0, "cas absent -> a on a present "
+	   "key: 0");
+	is(rs_map_cas(m, "n", 1, c, NULL), 1, "cas c -> absent: removes");
+	ok(rs_map_get(m, "n", 1) == NULL, "... gone");
+	is(rs_map_cas(m, "n", 1, NULL, NULL), 1, "cas absent -> absent: 1");
+	is(rs_map_count(m), 1L, "count 1");
+	settle_until(rs_refcount(a) == ra, 2000);
+	is(rs_refcount(a), ra, "a, replaced, was given back");
+
+	is(rs_map_put(m, "p", 1, c), 0, "put a third entry");
+	is(rs_map_clear(m), 2L, "clear removes both entries");
+	is(rs_map_count(m), 0L, "... count 0");
+	ok(rs_map_get(m, "k", 1) == NULL, "... the map is empty");
+	is(rs_map_add(m, "k", 1, a), 0, "the map is still open after clear");
+	rs_decref(a);
+	rs_decref(b);
+	rs_decref(c);
+	is(rs_map_free(m), 0, "map freed");
+	settle_until(live_objects() == baseline, 2000);
+	is(live_objects(), baseline, "everything freed");
+}
+
+/* Counters kept with rs_map_cas by several threads: no update is lost. */
+#define CAS_KEYS 4
+#define CAS_OPS 4000
+static rs_map *cas_map;
+static uint64_t rnd(uint64_t *s);
+
+static void *cas_thread(void *arg)
+{
+	uint64_t s = 0x2545f4914f6cdd1dull * (uint64_t)((intptr_t)arg + 1);
+	struct node *cur, *next;
+	char buf[32];
+	long i, k, r;
+
+	rs_thread_attach();
+	for (i = 0; i < CAS_OPS; i++) {
+		k = (long)(rnd(&s) % CAS_KEYS);
+		do {
+			cur = rs_map_get(cas_map, buf, (size_t)keyf(buf, k));
+			next = node_new(cur ? cur->value + 1 : 1);
+			r = rs_map_cas(cas_map, buf, (size_t)keyf(buf, k), cur,
+				       next);
+			rs_decref(next);
+			if (r < 0)
+				bail_out("rs_map_cas failed: errno %d", errno);
+			rs_safepoint();	/* cur may go now */
+		} while (!r);
+	}
+	rs_thread_detach();
+	return NULL;
+}
+
+static void test_cas_race(void)
+{
+	pthread_t th[NTHREADS];
+	struct node *n;
+	char buf[32];
+	long i, sum = 0;
+
+	cas_map = rs_map_new();
+	for (i = 0; i < NTHREADS; i++)
+		start_thread(&th[i], cas_thread, (void *)(intptr_t)i);
+	for (i = 0; i < NTHREADS; i++)
+		join_offline(th[i]);
+	for (i = 0; i < CAS_KEYS; i++) {
+		n = rs_map_get(cas_map, buf, (size_t)keyf(buf, i));
+		sum += n ? n->value : 0;
+	}
+	is(sum, (long)NTHREADS * CAS_OPS, "%d threads counting with rs_map_cas: "
+	   "no increment lost", NTHREADS);
+	rs_map_free(cas_map);
+	settle_until(live_objects() == baseline, 3000);
+	is(live_objects(), baseline, "everything freed");
+}
+
 static void test_lengths_and_many(void)
 {
 	rs_map *m = rs_map_new();
@@ -848,9 +956,11 @@ int main(void)
 	baseline = live_objects();
 	test_basics();
 	test_put_steal();
+	test_add_cas();
 	test_lengths_and_many();
 	test_errors();
 	test_race();
+	test_cas_race();
 	test_count_dip();
 	test_borrowed();
 	test_collector();
