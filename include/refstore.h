@@ -259,7 +259,22 @@ struct rs_stats {
 	 * generations due. */
 	size_t gc_candidates;
 	size_t gc_candidate_trigger;
+	/* Stops of the world that automatic collections gave up because a
+	 * thread stayed online past the stall time (REFSTORE_STALL_MS). */
+	uint64_t world_stops_given_up;
 };
+
+/* A thread that holds up a stop of the world (rs_set_stall_handler). */
+#define RS_STALL_STOP 1
+struct rs_stall_info {
+	int kind;		/* RS_STALL_STOP */
+	uint64_t thread_id;	/* the refstore id of the thread waited for */
+	char name[16];		/* its name (pthread_setname_np), or "" */
+	uint64_t waited_ns;	/* how long the stop has waited so far */
+	int gave_up;		/* 1: an automatic collection gave its stop up */
+};
+typedef void (*rs_stall_fn)(const struct rs_stall_info *info, void *arg);
+RS_API int rs_set_stall_handler(rs_stall_fn fn, void *arg);
 
 RS_API int rs_stats(struct rs_stats *out);
 RS_API long rs_heap_verify(void);

@@ -42,6 +42,9 @@ struct rs__gc_state {
 	int64_t young_count;	/* births - deaths of young objects */
 	size_t candidates;	/* old objects marked as cycle candidates
 				   since the last candidate collection */
+	uint64_t retry_after_ns;	/* no automatic collection before this
+					   (a stop was given up).  Sync: atomic
+					   (relaxed) */
 	size_t cand_factor;	/* doubles while candidate collections find
 				   nothing (rs__gc_cand_trigger) */
 
@@ -148,8 +151,8 @@ void rs__gc_role_give(struct rs__thread *t);
 /* ------------------------------------------------------------------------ */
 /* lib/gc.c                                                                  */
 /* ------------------------------------------------------------------------ */
-long rs__gc_collect_gen(struct rs__thread *t, int gen);
-long rs__gc_cand_collection(struct rs__thread *t);
+long rs__gc_collect_gen(struct rs__thread *t, int gen, bool automatic);
+long rs__gc_cand_collection(struct rs__thread *t, bool automatic);
 void rs__gc_count_collection(int gen);
 
 #endif /* RS_COLLECTOR_H */

@@ -117,6 +117,8 @@
 #define REGION_BUDGET 8192	/* a candidate collection stops taking
 				   candidates once its region is this big */
 #define TIDY_CHUNKS 8		/* generation chunks compacted per collection */
+#define RETRY_AFTER_GIVE_UP 1000000000u	/* ns without automatic collections
+					   after one gave its stop up */
 /* ---------------------------------------------------------------------- */
 /* Trial deletion (world stopped)                                          */
 /* ---------------------------------------------------------------------- */
@@ -316,12 +318,26 @@ static void cascade(struct rs__thread *t)
 	t->no_reentry = was;
 }
 
-static void stop(struct coll *c)
+/* Stop the world and make the counts exact.  An automatic collection's
+ * first stop gives up (false) if a thread stays online past the stall time
+ * (REFSTORE_STALL_MS): the others go on, and the collection runs later. */
+static bool try_stop(struct coll *c, bool give_up)
 {
-	rs__world_stop();
+	if (!rs__world_try_stop(give_up)) {
+		rs__store_relaxed(&rs__gc.retry_after_ns,
+				  rs__now_ns() + RETRY_AFTER_GIVE_UP);
+		errno = EAGAIN;
+		return false;
+	}
 	/* (1): counts exact */
 	rs__defer_apply_stopped(c->t);
 	rs__drain_queues_stopped(c->t);
+	return true;
+}
+
+static void stop(struct coll *c)
+{
+	try_stop(c, false);
 }
 
 static void resume(struct coll *c)
@@ -939,14 +955,15 @@ static long finish(struct coll *c)
 }
 
 /* Collect generations 0..gen; the caller holds the role. */
-long rs__gc_collect_gen(struct rs__thread *t, int gen)
+long rs__gc_collect_gen(struct rs__thread *t, int gen, bool automatic)
 {
 	struct coll c = {.t = t, .gen = gen, .begin = rs__now_ns()};
 	struct rs__logset *set;
 	size_t cap = 0, i;
 	long found;
 
-	stop(&c);
+	if (!try_stop(&c, automatic))
+		return -1;
 	set = rs__logset_new(gen);
 	for (i = 0; set && i < set->n; i++)
 		cap += set->v[i]->n;
@@ -978,13 +995,14 @@ long rs__gc_collect_gen(struct rs__thread *t, int gen)
  * generation 2.  Returns the unreachable objects found, or -1 (ENOMEM: the
  * candidates are kept for a later collection).
  */
-long rs__gc_cand_collection(struct rs__thread *t)
+long rs__gc_cand_collection(struct rs__thread *t, bool automatic)
 {
 	struct coll c = {.t = t, .gen = 2, .begin = rs__now_ns()};
 	struct region r = {0};
 	long found;
 
-	stop(&c);
+	if (!try_stop(&c, automatic))
+		return -1;
 	if (cand_collect(&c, &r, &c.stack)) {
 		rs__store_relaxed(&rs__gc_requested, 0);
 		resume(&c);

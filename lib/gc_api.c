@@ -42,7 +42,7 @@ long rs_gc_collect(int gen)
 	if (!rs__gc_role_take(t, true))
 		return -1;
 	rs_safepoint();	/* with the role held: no automatic collection */
-	n = rs__gc_collect_gen(t, gen);
+	n = rs__gc_collect_gen(t, gen, false);
 	rs__gc_role_give(t);
 	if (was_offline)
 		rs_offline();

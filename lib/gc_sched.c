@@ -142,6 +142,9 @@ void rs__gc_auto(struct rs__thread *t)
 		rs__store_relaxed(&rs__gc_requested, 0);
 		return;
 	}
+	if (RS_UNLIKELY(rs__load_relaxed(&rs__gc.retry_after_ns)) &&
+	    rs__now_ns() < rs__load_relaxed(&rs__gc.retry_after_ns))
+		return;	/* a stop was given up lately: the request waits */
 	gen = choose_generation();
 	if (gen < 0) {
 		rs__store_relaxed(&rs__gc_requested, 0);
@@ -153,12 +156,13 @@ void rs__gc_auto(struct rs__thread *t)
 		return;	/* another thread is collecting */
 	gen = choose_generation();	/* with the role: counts are settled */
 	if (gen == GEN_CAND) {
-		found = rs__gc_cand_collection(t);
+		found = rs__gc_cand_collection(t, true);
 		trig = rs__load_relaxed(&rs__gc.cand_factor);
-		trig = found > 0 ? 1 : trig < 64 ? 2 * trig : trig;
+		trig = found > 0 ? 1 : found < 0 ? trig :
+		       trig < 64 ? 2 * trig : trig;
 		rs__store_relaxed(&rs__gc.cand_factor, trig);
 	} else if (gen >= 0) {
-		rs__gc_collect_gen(t, gen);
+		rs__gc_collect_gen(t, gen, true);
 	} else {
 		rs__store_relaxed(&rs__gc_requested, 0);
 	}

@@ -438,6 +438,9 @@ struct rs__runtime {
 	size_t batch_entries;	/* Sync: immutable after init */
 	int report_leaks;	/* Sync: immutable after init */
 	size_t arena_retain;	/* Sync: immutable after init */
+	uint64_t stall_ns;	/* a stop waiting this long names the thread
+				   it waits for; 0: never.  Sync: immutable
+				   after init */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -638,6 +641,8 @@ struct rs__stop_stats {
 };
 void rs__safepoint_poll(struct rs__thread *t);
 void rs__world_stop(void);
+bool rs__world_try_stop(bool give_up);
+uint64_t rs__world_stops_given_up(void);
 void rs__world_resume(struct rs__stop_stats *out);
 uint64_t rs__world_stop_token(void);
 void rs__world_stats(uint64_t *stops, uint64_t *ttsp_max, uint64_t *ttsp_total,

@@ -78,6 +78,7 @@ static int init_locked(const rs_config *cfg)
 	rs__rt.arena_retain = cfg && cfg->arena_retain_bytes
 		? cfg->arena_retain_bytes
 		: env_size("REFSTORE_ARENA_RETAIN", DEFAULT_ARENA_RETAIN);
+	rs__rt.stall_ns = (uint64_t)env_size("REFSTORE_STALL_MS", 100) * 1000000u;
 	rs__gc_init();
 	pthread_once(&fork_once, fork_install);
 	rs__store_release(&rs__rt.initialized, 1);
@@ -253,5 +254,6 @@ int rs_stats(struct rs_stats *out)
 	rs__gc_stats(out);
 	rs__world_stats(&out->world_stops, &out->ttsp_max_ns, &out->ttsp_total_ns,
 			&out->pause_max_ns, &out->pause_total_ns);
+	out->world_stops_given_up = rs__world_stops_given_up();
 	return 0;
 }

@@ -65,6 +65,8 @@
 #include "internal.h"
 
 #include <sched.h>
+#include <stdio.h>
+#include <time.h>
 
 int rs__stop_requested;
 
@@ -82,6 +84,7 @@ static uint64_t stop_token, stop_count;
 static struct rs__thread *stopper;
 static uint64_t stop_begin, stop_reached;
 static uint64_t nstops, ttsp_max, ttsp_total, pause_max, pause_total;
+static uint64_t nstops_given_up;
 
 static void wait_for_resume(void)
 {
@@ -277,10 +280,120 @@ static void spin_until_stopped(struct rs__thread *self, uint64_t deadline)
 	}
 }
 
-void rs__world_stop(void)
+/*
+ * Stalls (rs_set_stall_handler).  A stopper that has waited stall_ns for a
+ * thread still ONLINE names it -- through the handler, or one line on
+ * stderr at most once a second -- once per stop.  The handler runs on the
+ * stopper with the world lock released; it must not call refstore.
+ */
+static rs_stall_fn stall_fn;	/* Sync: atomic (relaxed), with stall_arg */
+static void *stall_arg;
+static uint64_t stall_last_line;	/* Sync: world lock */
+
+int rs_set_stall_handler(rs_stall_fn fn, void *arg)
+{
+	rs__lock(&world_lock);
+	stall_fn = fn;
+	stall_arg = arg;
+	rs__unlock(&world_lock);
+	return 0;
+}
+
+/* World lock held; released around the report. */
+static void stall_report(struct rs__thread *o, uint64_t waited, int gave_up)
+{
+	struct rs_stall_info info = {0};
+	rs_stall_fn fn = stall_fn;
+	void *arg = stall_arg;
+	uint64_t now = rs__now_ns();
+
+	info.kind = RS_STALL_STOP;
+	rs__lock(&o->qlock);		/* tid's lock (internal.h) */
+	info.thread_id = o->tid;
+	rs__unlock(&o->qlock);
+	info.waited_ns = waited;
+	info.gave_up = gave_up;
+	if (pthread_getname_np(o->pthread, info.name, sizeof(info.name)))
+		info.name[0] = 0;
+	if (!fn && now - stall_last_line < 1000000000u)
+		return;		/* rate-limited */
+	if (!fn)
+		stall_last_line = now;
+	rs__unlock(&world_lock);
+	if (fn)
+		fn(&info, arg);
+	else
+		fprintf(stderr, "refstore: a stop of the world has waited %llu ms "
+			"for thread %llu (\"%s\"), online and not at a safepoint%s\n",
+			(unsigned long long)(waited / 1000000),
+			(unsigned long long)info.thread_id, info.name,
+			gave_up ? "; the automatic collection gave its stop up" : "");
+	rs__lock(&world_lock);
+}
+
+/* Undo a stop that did not complete (world lock held): every thread that
+ * parked goes on, as at a resume. */
+static void stop_cancel(void)
+{
+	struct rs__thread *o;
+	uint32_t slot;
+	int st;
+
+	for (slot = 1; slot <= rs__load_acquire(&rs__nslots); slot++) {
+		o = rs__load_acquire(&rs__slots[slot]);
+		if (!o)
+			continue;
+		st = rs__load_relaxed(&o->state);
+		if (st == RS__T_PARKED || st == RS__T_WAITING)
+			rs__store_seq_cst(&o->state, RS__T_ONLINE);
+	}
+	stopper = NULL;
+	rs__store_seq_cst(&rs__stop_requested, 0);
+	epoch++;
+	pthread_cond_broadcast(&world_cv);
+}
+
+/* Wait (world lock held) until o is no longer ONLINE; after stall_ns,
+ * report it once, and if give_up, return false at that point. */
+static bool wait_stopped(struct rs__thread *o, bool give_up, bool *reported)
+{
+	uint64_t stall = rs__rt.stall_ns, waited;
+	struct timespec ts;
+
+	while (rs__load_seq_cst(&o->state) == RS__T_ONLINE) {
+		waited = rs__now_ns() - stop_begin;
+		if (stall && waited >= stall && !*reported) {
+			*reported = true;
+			stall_report(o, waited, give_up);
+			if (give_up)
+				return rs__load_seq_cst(&o->state) != RS__T_ONLINE;
+			continue;
+		}
+		if (!stall || *reported) {
+			pthread_cond_wait(&stopped_cv, &world_lock.m);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000;		/* look again in 10 ms */
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&stopped_cv, &world_lock.m, &ts);
+	}
+	return true;
+}
+
+/*
+ * Stop the world.  With give_up (automatic collections), a thread that
+ * stays online for the stall time makes the stop fail: the threads already
+ * parked go on and false is returned.  Otherwise it waits as long as it
+ * takes (naming the straggler once) and returns true.
+ */
+bool rs__world_try_stop(bool give_up)
 {
 	struct rs__thread *t = rs__self(), *o;
-	bool online = t && urcu_qsbr_read_ongoing();
+	bool online = t && urcu_qsbr_read_ongoing(), reported = false, ok = true;
 	uint32_t slot;
 
 	RS_TSAN_QUIESCENT();
@@ -304,19 +417,28 @@ void rs__world_stop(void)
 	rs__unlock(&world_lock);
 	spin_until_stopped(t, stop_begin + RS_STOP_SPIN_NS);
 	rs__lock(&world_lock);
-	for (slot = 1; slot <= rs__load_acquire(&rs__nslots); slot++) {
+	for (slot = 1; ok && slot <= rs__load_acquire(&rs__nslots); slot++) {
 		o = rs__load_acquire(&rs__slots[slot]);
-		if (!o || o == t)
-			continue;
-		while (rs__load_seq_cst(&o->state) == RS__T_ONLINE)
-			pthread_cond_wait(&stopped_cv, &world_lock.m);
+		if (o && o != t)
+			ok = wait_stopped(o, give_up, &reported);
 	}
-	stop_reached = rs__now_ns();
-	rs__store_relaxed(&stop_token, ++stop_count);
-	rs__store_relaxed(&stopped_by, t);
+	if (!ok) {
+		stop_cancel();
+		nstops_given_up++;
+	} else {
+		stop_reached = rs__now_ns();
+		rs__store_relaxed(&stop_token, ++stop_count);
+		rs__store_relaxed(&stopped_by, t);
+	}
 	rs__unlock(&world_lock);
 	if (online)
 		urcu_qsbr_thread_online();
+	return ok;
+}
+
+void rs__world_stop(void)
+{
+	rs__world_try_stop(false);
 }
 
 /* Non-zero, and the same number throughout, while the calling (attached)
@@ -379,6 +501,16 @@ void rs__world_stats(uint64_t *stops, uint64_t *tmax, uint64_t *ttot,
 	rs__unlock(&world_lock);
 }
 
+uint64_t rs__world_stops_given_up(void)
+{
+	uint64_t n;
+
+	rs__lock(&world_lock);
+	n = nstops_given_up;
+	rs__unlock(&world_lock);
+	return n;
+}
+
 /* fork: the stop (taken by fork.c) already holds everyone else; the child
  * starts with no stop in progress and fresh synchronisation objects. */
 void rs__world_fork_child(void)
@@ -395,5 +527,6 @@ void rs__world_reset(void)
 {
 	rs__lock(&world_lock);
 	nstops = ttsp_max = ttsp_total = pause_max = pause_total = 0;
+	nstops_given_up = 0;
 	rs__unlock(&world_lock);
 }
