@@ -78,6 +78,7 @@ typedef void (*rs_visit_fn)(void *child, void *arg);
 /* Objects of this type never hold references that can form a cycle; the
  * collector does not track them. */
 #define RS_TYPE_NO_CYCLES 0x1u
+/* Flags from bit 16 up are the library's own (its internal types). */
 
 typedef struct rs_type {
 	const char *name;	/* for messages and reports */

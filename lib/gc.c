@@ -363,6 +363,8 @@ static int keep_survivor(void *o, void *arg)
 	struct rs__head *h = rs__head_of(o);
 	uint32_t bits = rs__bits(h);
 
+	if (!(bits & RS__B_GC))		/* left out (young_skip): unexamined */
+		return (bits & RS__B_CLEAN) ? RS__KEEP : RS__KEEP_CAND;
 	if (bits & RS__B_REACH) {
 		if (c->gen == RS_GC_GENERATIONS - 1) {
 			unmark(h, RS__B_CLEAN, RS__B_GC | RS__B_REACH);
@@ -436,6 +438,16 @@ static void full_pass(void *o, struct ring *r)
 	h->type->traverse(o, visit_full, r);
 }
 
+static inline bool young_skip(void *o)
+{
+	return rs__head_of(o)->type->flags & RS__TYPE_NOT_YOUNG;
+}
+
+static inline bool member(void *o)
+{
+	return rs__bits(rs__head_of(o)) & RS__B_GC;
+}
+
 static void trial_deletion(struct rs__logset *set, struct stack *s, int gen)
 {
 	struct reach rc = {.s = s};
@@ -446,9 +458,18 @@ static void trial_deletion(struct rs__logset *set, struct stack *s, int gen)
 		while ((o = ring_take(&rc.r)))
 			full_one(o);
 	} else {
-		RS__FOR_EACH_OBJ(set, o, mark(o, 0));
-		RS__FOR_EACH_OBJ(set, o, subtract(o, &rc.r));
+		/* Young: a map is left out (RS__TYPE_NOT_YOUNG).  Its traverse
+		 * visits every entry, so the first young collection after a
+		 * map was filled would walk it whole.  Left out, its references
+		 * count as outside ones (its values survive) and it is
+		 * promoted unexamined, a candidate unless CLEAN
+		 * (keep_survivor): a cycle through it is a candidate
+		 * collection's to find, as any cycle through older objects. */
+		RS__FOR_EACH_OBJ(set, o, if (!young_skip(o)) mark(o, 0));
+		RS__FOR_EACH_OBJ(set, o, if (member(o)) subtract(o, &rc.r));
 		subtract_done(&rc.r);
+		RS__FOR_EACH_OBJ(set, o, if (member(o)) root(o, &rc));
+		return;
 	}
 	RS__FOR_EACH_OBJ(set, o, root(o, &rc));
 }

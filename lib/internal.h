@@ -344,6 +344,11 @@ struct rs__gcinfo {
 				   gc_refs there (world stopped) */
 };
 
+/* A tracked type whose objects young collections leave out (lib/gc.c): a
+ * map, one object whose traverse visits every entry, which a young
+ * collection would otherwise walk whole while the map is young. */
+#define RS__TYPE_NOT_YOUNG 0x10000u
+
 static inline bool rs__type_tracked(const rs_type *type)
 {
 	return type->traverse && !(type->flags & RS_TYPE_NO_CYCLES);

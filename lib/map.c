@@ -340,6 +340,7 @@ static const rs_type map_type = {
 	.size = sizeof(struct rs_map),
 	.traverse = map_traverse,
 	.destroy = map_destroy,
+	.flags = RS__TYPE_NOT_YOUNG,	/* lib/gc.c trial_deletion */
 };
 
 /* ---------------------------------------------------------------------- */

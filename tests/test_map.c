@@ -667,6 +667,38 @@ static void count_ref(void *obj, void *arg)
 	r->n += obj == r->want;
 }
 
+/* Young collections leave maps out (lib/gc.c, RS__TYPE_NOT_YOUNG): a young
+ * map is not walked by them, so its values count as held from outside and
+ * a cycle through it waits for a collection of the old generations. */
+static void test_young_map(void)
+{
+	rs_map *m;
+	struct node *v, *w;
+	long d0, r;
+
+	rs_gc_collect(2);	/* nothing else pending */
+	m = rs_map_new();	/* young, as are its values */
+	v = node_new(7);
+	w = node_new(8);
+	d0 = destroyed();
+	is(rs_map_put(m, "w", 1, w), 0, "a young map holds a young value");
+	rs_decref(w);
+	v->kid[0] = (struct node *)rs_incref(m);	/* v -> map -> v */
+	is(rs_map_put(m, "v", 1, v), 0, "... and a value that holds the map");
+	rs_decref(v);
+	rs_decref(m);		/* only the cycle holds them now */
+	rs_safepoint();
+	r = rs_gc_collect(0);
+	is(r, 0L, "a young collection finds nothing: it leaves the map out, "
+	   "so the map's values count as held from outside");
+	is(destroyed(), d0, "... and frees nothing");
+	is(rs_heap_verify(), 0L, "... the heap is consistent");
+	r = rs_gc_collect(2);
+	ok(r >= 2, "a full collection finds the cycle through the map (%ld)", r);
+	settle_until(destroyed() == d0 + 2, 2000);
+	is(destroyed(), d0 + 2, "... and frees both values");
+}
+
 static void test_collector(void)
 {
 	rs_map *m = rs_map_new();
@@ -963,6 +995,7 @@ int main(void)
 	test_cas_race();
 	test_count_dip();
 	test_borrowed();
+	test_young_map();
 	test_collector();
 #ifdef __SANITIZE_THREAD__
 	/* TSan dies when a fork child starts threads (refstore's reclaimer);
