@@ -9,68 +9,40 @@
  * Biased counting (after Choi, Shull and Torrellas, PACT 2018)
  * ------------------------------------------------------------
  * The header holds the owner's id (`tid`), the owner's count (`local`) and a
- * shared word (`shared` = count << 2 | state).  Invariant (H1): outside a
- * merge, true count = local + count(shared) in states DEFAULT and QUEUED, and
- * = count(shared) in state MERGED, where local is 0.
+ * shared word (`shared` = count << 2 | state).
  *
  *   owner incref/decref   local +/- 1 with plain (relaxed) stores: no RMW.
  *   non-owner incref      shared += 1 (atomic add).
  *   non-owner decrement   CAS: DEFAULT with count 0 -> count -1, QUEUED, and
  *                         the object goes to its owner (queue_to_owner);
- *                         otherwise
- *                         count - 1.  MERGED reaching 0 -> destroy.
- *   owner local -> 0      DEFAULT count 0: destroy with no RMW at all (the
- *                         true count is zero, so no other thread holds a
- *                         reference to race with); DEFAULT count > 0: CAS to
- *                         MERGED, tid = MERGED; QUEUED: nothing, the queue
- *                         entry will merge it.
- *   merge (owner at its   CAS QUEUED c -> MERGED (c + local), local = 0,
- *   safepoint, or on      tid = MERGED; total 0 -> destroy.
+ *                         otherwise count - 1.  MERGED reaching 0 -> destroy.
+ *   owner local -> 0      DEFAULT count 0: destroy with no RMW at all;
+ *                         DEFAULT count > 0: tid = MERGED, then CAS to
+ *                         MERGED; QUEUED: nothing, its queue entry merges it.
+ *   merge (owner at its   local = 0, tid = MERGED, then CAS QUEUED c ->
+ *   safepoint, or on      MERGED (c + local); total 0 -> destroy.
  *   the spot)
+ *   queue_to_owner        owner online or stopped: its queue, merged at its
+ *                         safepoint; offline: merged on the spot under its
+ *                         offline lease; gone: merged on the spot.
  *
  * Object states (the transitions name who may make them):
  *
- *   owned/DEFAULT --non-owner drives shared < 0--> owned/QUEUED
- *   owned/DEFAULT --owner's local hits 0, shared > 0 (owner)--> merged
- *   owned/QUEUED  --merge (owner at safepoint; a merger if owner offline
- *                   or gone)--> merged (or destroyed if total is 0)
- *   any --count reaches 0 (the thread applying that decrement)--> dying
- *   dying --cascade (same thread)--> destroyed
+ *   owned/DEFAULT --non-owner drives shared < 0 (that thread)--> owned/QUEUED
+ *   owned/DEFAULT --owner's local reaches 0, shared > 0 (owner)--> merged
+ *   owned/QUEUED  --merge (owner at safepoint; a merger with the owner's
+ *                   offline lease; any thread if the owner is gone)--> merged
+ *   any           --count reaches 0 (the thread applying it)--> dying
+ *   dying         --cascade (same thread)--> destroyed
  *
- * An object that weak references may count (TRYREF, lib/weak.c) reaches
- * zero only through a CAS that writes MERGED 0, on the owner's and the
- * merge's paths too, so rs__tryincref and the last decrement cannot both
- * win.
+ * Invariants
+ * ----------
+ * (H1) Outside a merge, count = local + count(shared); MERGED: local is 0.
+ * Header writes of a giving-up owner or merger come before the CAS to MERGED.
+ * A TRYREF object (lib/weak.c) reaches zero only by a CAS to MERGED 0.
+ * No object stays queued to an offline or gone owner.
  *
- * MERGED is terminal for counting: the tid is only written by the merge that
- * leaves DEFAULT/QUEUED, and every merge CASes the shared state first, so a
- * non-owner whose CAS took DEFAULT -> QUEUED read the owner id before any
- * merge could change it.
- *
- * When is a decrement applied?  rs_decref logs it (defer.c) unless the caller
- * owns a private object whose count stays above zero, and the log is applied
- * after a grace period, so a count reaches zero only when every removal of a
- * reference has been followed by a safepoint of every thread that might have
- * borrowed through it.  The owner's immediate path is limited to private
- * objects (never stored by rs_set, the map or rs_publish), which no other
- * thread can borrow; and even there a decrement that would reach zero is
- * logged for the owner's next safepoint, because the owner itself may still
- * hold borrowed references through the object.  See docs/design.md.
- *
- * Merge queues
- * ------------
- * When a non-owner's decrement would take an object's shared count below
- * zero, the object goes to its owner (queue_to_owner):
- *   - owner live and online (or stopped): append to the owner's queue; the
- *     owner merges it at its next safepoint;
- *   - owner offline: take the owner's offline lease (lease_offline), merge
- *     on the spot, give the lease back; the owner cannot come online, and so
- *     cannot touch the local count, while the lease is held;
- *   - owner gone (id no longer in its slot): merge on the spot; a gone owner
- *     never touches a count again.
- * The owner's id is compared under the queue lock, and detach clears the id
- * under the same lock before it drains the queue for the last time, so no
- * object is ever left in the queue of a thread that has gone.
+ * The argument: docs/design.md §5 (and §6 for when a decrement is applied).
  */
 #define RS_BUILDING 1
 #include "internal.h"

@@ -2,40 +2,23 @@
  * defer.c - deferred decrements: per-thread logs, batches, and when they are
  * applied.
  *
- * Protocol
- * --------
- * rs_decref appends the object to the calling thread's current batch.  At a
- * safepoint (or when the batch fills) the batch is sealed and submitted to
- * the reclaimer (threads/reclaim.c), which marks it matured after a grace
- * period.  At a later safepoint the owning thread applies the matured batch:
- * each entry is decremented (rs__decref_now) and any object reaching zero is
- * destroyed, with its children, at once (rs__cascade).
- *
- * Decrements of private objects by their owner that would reach zero go to a
- * second, smaller log (`priv`) applied at the owner's very next safepoint: no
- * other thread can borrow a private object, and the owner's own borrowed
- * references end at that safepoint.
+ * Algorithm: rs_decref appends the object to the thread's current batch,
+ * which is sealed (at a safepoint, going offline, or when full) and submitted
+ * to the reclaimer (threads/reclaim.c); at a safepoint after it matured, the
+ * same thread applies it: rs__decref_now on each entry, rs__cascade on what
+ * reaches zero.  The owner's decrement that would take a private object to
+ * zero goes to `priv` instead, applied at the owner's very next safepoint.
  *
  * Invariants
  * ----------
- * (D1) An entry is applied only (a) on the thread that logged it, (b) at a
- *      safepoint of that thread, and (c) for batch entries, after the batch
- *      matured or after the thread itself waited for a grace period that
- *      began after the batch was sealed.
- * (D2) Batches are applied in the order they were sealed; entries within a
- *      log in any order (decrements commute).
- * (D3) The bytes named by a thread's sealed and current batches are at most
- *      the configured bound plus what one interval logs: at a safepoint, a
- *      thread above the bound seals, waits for a grace period itself and
- *      applies everything (the wait is legal: a safepoint is quiescent).
- *      Within one interval the log grows as needed, because nothing logged
- *      in an interval may be applied before the interval ends.
- * (D4) A batch node is freed or reused only once the reclaimer has marked it
- *      matured: until then the reclaimer may still link through it.
- * (D5) pending == entries in `priv`, `cur` and the sealed batches;
- *      pending_bytes == the sizes of the objects they name; and every entry
- *      in a log is not yet applied -- also while the thread is parked in
- *      the middle of applying one.  Checked by rs_heap_verify.
+ * (D1) An entry is applied (a) on the thread that logged it, (b) at one of
+ *      its safepoints, (c) if in a batch, after a grace period since sealing.
+ * (D2) Batches apply in sealing order; a log's entries in any order.
+ * (D3) Bytes a thread's logs name <= defer_limit_bytes + one interval's.
+ * (D4) A batch node is reused only once marked matured.
+ * (D5) pending, pending_bytes == what the logs hold; every entry unapplied.
+ *
+ * The argument: docs/design.md §7.
  */
 #define RS_BUILDING 1
 #include "internal.h"

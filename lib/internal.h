@@ -34,13 +34,10 @@
 #endif
 
 /*
- * ThreadSanitizer cannot see the ordering a grace period creates (it is made
- * inside liburcu, which is not instrumented).  We describe it: every
- * quiescent point releases a clock, and the end of every grace period
- * acquires it.  That is exactly RCU's guarantee: what a thread did before a
- * quiescent state happens before what follows the end of a grace period that
- * the quiescent state ended for that thread.  Reads after a thread's last
- * quiescent state stay unordered, so a real early free is still reported.
+ * The ordering a grace period creates, told to ThreadSanitizer (liburcu is
+ * not instrumented): every quiescent point releases rs__tsan_gp, the end of
+ * every grace period acquires it.  Why that is RCU's guarantee and no more:
+ * docs/design.md §3, "Sanitizers and Valgrind".
  */
 #ifdef __SANITIZE_THREAD__
 #include <sanitizer/tsan_interface.h>

@@ -4,78 +4,22 @@
  *
  * Layout
  * ------
- * A map is an object of type "rs_map" (so it can be counted, stored in
- * fields, and collected inside a cycle).  Its table links entries, each an
- * object of an internal type "rs_map_node" holding a copy of the key and a
- * counted reference to the value.  A node is never changed after it is
- * inserted: put inserts a new node (cds_lfht_add_replace), which atomically
- * takes the place of the old one.  The value references belong to the map:
- * the map's traverse visits the value of every node in its table, and nodes
- * themselves have no traverse and are not tracked by the collector.
+ * A map is an object of type "rs_map"; each entry of its table is a node, an
+ * object of type "rs_map_node" with a copy of the key and a counted
+ * reference to the value, never changed once inserted (put replaces the
+ * whole node).  The map's traverse visits the values; nodes have none.
  *
- * Protocol
- * --------
- * (M1) Readers.  rs_map_get runs between two safepoints of an online thread,
- *      which for urcu-qsbr is a read-side critical section: the lookup takes
- *      no lock and writes nothing shared.  The node it finds, and the value
- *      the node names, stay allocated until the reader's next safepoint:
- *      a node leaves the table before its decrement and its value's
- *      decrement are logged (M2), and logged decrements apply only after a
- *      grace period, which the reader's safepoint must end.
- * (M2) Writers.  put and del remove a node from the table first (replace or
- *      del: cds_lfht guarantees that only one remover wins), then the winner
- *      gives back the node and the value with rs_decref.  Room for both log
- *      entries is reserved before the table is touched, so an operation that
- *      fails with ENOMEM has changed nothing.
- * (M3) Publication.  A node's key, hash and value are written before its
- *      key length is stored with release; every reader (the match function,
- *      iteration) loads the length with acquire before anything else.  The
- *      insertion itself happens inside liburcu, which ThreadSanitizer cannot
- *      see; this pair makes the ordering visible to it (on x86-64 both are
- *      plain moves).  Values are published (rs_publish) before insertion.
- * (M4) The collector.  Values in the map are counted, so they are roots as
- *      long as the map is.  With the world stopped no put or del is half
- *      done (they contain no safepoint), every logged decrement has been
- *      applied, and the table holds exactly the nodes whose value references
- *      are still counted: the map's traverse and the counts agree.  The
- *      collector's thread is online while the world is stopped, so its walk
- *      of the table is a read-side section (a resize on the reclaimer, M6,
- *      may run meanwhile: cds_lfht allows that).
- * (M5) Death.  A map dies when its count reaches zero (after a grace period,
- *      so no thread still borrows it) or as collector garbage (unreachable).
- *      Either way its values are given back through traverse first; then
- *      its destroy callback hands the table to the reclaimer as a job,
- *      queued after any resize of the table (jobs run in order, one at a
- *      time).  The reclaimer, registered as a urcu reader while it walks,
- *      unlinks every node, destroys the table and frees the nodes: no other
- *      thread can reach them, since the map was unreachable.  Destruction
- *      is O(1) on the thread where the map dies, and never walks a table
- *      from a thread that is not a reader (the last orphaned decrements of
- *      rs_shutdown are applied by one).
- * (M6) Size.  The table does not resize itself.  cds_lfht's automatic
- *      resizing lets a table reach eight entries per bucket before it grows
- *      (each lookup then walks several nodes, a cache miss each), and its
- *      worker thread, a qsbr reader, takes the table's resize mutex while
- *      online, so an explicit cds_lfht_resize from another thread can
- *      deadlock with it.  Instead, when a put takes the count past twice
- *      the size last asked for, or a del below a quarter of it, the map
- *      queues one resize job to one bucket per one or two entries (fewer
- *      buckets would lengthen lookups; more would slow the walks of traverse
- *      and foreach, which pass every bucket).  The reclaimer runs it
- *      registered as a urcu reader (the resize walks the table in read-side
- *      sections and waits for grace periods, which urcu-qsbr allows an
- *      online caller), then unregisters.  With no worker thread, fork needs
- *      only the reclaimer's job lock: no resize is half done in a child.
- * (M7) Walks in one stop.  A full collection walks a reachable map twice
- *      (trial deletion, then the reachability pass), and a walk of the
- *      split-ordered list is a chain of cache misses.  While the world is
- *      stopped the table cannot change (no put or del runs; a resize job
- *      moves buckets, not entries), so the first walk in a stop records the
- *      values in an array kept with the map, and later walks in the same
- *      stop (rs__world_stop_token, the stopping thread only) read the
- *      array.  Written and read only by the thread holding the world
- *      stopped; the world lock's release and acquire order one stopper's
- *      writes before the next stopper's reads.
+ * Invariants
+ * ----------
+ * (M1) Readers: a lookup takes no lock; what it finds lives to its safepoint.
+ * (M2) Writers unlink a node, then rs_decref it and its value (room reserved).
+ * (M3) A node's key length is stored with release, loaded with acquire.
+ * (M4) With the world stopped the table and the counts agree.
+ * (M5) A dead map's values go back by traverse; the reclaimer frees its table.
+ * (M6) The table never resizes itself; resize jobs run on the reclaimer.
+ * (M7) Walks after the first in one stop read the values it recorded.
+ *
+ * The argument: docs/design.md §13.
  */
 #define RS_BUILDING 1
 #include "internal.h"

@@ -6,17 +6,19 @@
  *
  * The cascade
  * -----------
- * A destroyed object gives back its children: traverse visits them and each
- * is decremented at once (rs__decref_now), without a grace period.  That is
- * safe because a borrowed reference to a child obtained through the dying
- * parent needs a borrowed reference to the parent, and those all ended with
- * the grace period that matured the parent's last decrement.  Dying objects
- * are linked through their `tid` field into the thread's `dying` list, so a
- * chain of any length is destroyed in a loop, with no recursion and no
- * allocation.  A thread about to park for a stop may give the children back
- * ahead of the rest (rs__release_dying: same decrements, same safety
- * argument); the object is then marked RELEASED and the cascade only clears
- * its weak references, calls destroy and frees it.
+ * A dying object is linked through its `tid` field into its thread's `dying`
+ * list; the loop pops one, decrements each child at once (traverse with
+ * rs__decref_now, no grace period), calls destroy and frees it: no
+ * recursion, no allocation.  A thread about to park may give the children
+ * back ahead of the rest (rs__release_dying); the object is then RELEASED,
+ * and the cascade only clears its weak references, calls destroy and frees.
+ *
+ * Invariants
+ * ----------
+ * (P1) A published object's children are published.
+ * A dying object's children may be decremented at once: no borrow survives.
+ *
+ * The argument: docs/design.md §8 (the cascade), §6 (publication).
  */
 #define RS_BUILDING 1
 #include "internal.h"

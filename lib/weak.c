@@ -2,41 +2,19 @@
  * weak.c - weak references: objects that name a target without counting
  * it, are cleared when it dies, and may run a callback then.
  *
- * Protocol
- * --------
- * A global table maps each target to the list of its weak references
- * (linked through the weak-reference objects), under one lock.  The target
- * is marked WEAKREFS (its death looks the table up) and TRYREF; so is every
- * weak-reference object (a dying target's callbacks count it).
+ * Algorithm: a global table, under one lock, maps each target (marked
+ * WEAKREFS and TRYREF) to the list of its weak references (TRYREF too).
+ * rs_weakref_get reads the target under the lock and counts it with
+ * rs__tryincref; the cascade clears the target's weak references
+ * (rs__weak_clear) and queues their callbacks on the clearing thread.
  *
- * rs_weakref_get must turn a pointer it read under the lock into a counted
- * reference, racing with the thread that applies the target's last
- * decrement.  rs__tryincref decides that race on the shared count word:
- *   - it never counts an object whose word says MERGED with count 0, and
- *     otherwise adds one with a CAS;
- *   - every transition of a TRYREF object to a zero count is a CAS that
- *     writes MERGED 0 (brc.c: merge_zero_local, merge; a MERGED count
- *     reaching 0 is a CAS already).
- * So either the increment's CAS comes first (the killer's CAS fails and it
- * sees the new count) or the killer's does (the increment sees MERGED 0 and
- * fails).  The owner of an object counts it with a plain store, as in
- * rs_incref: only the owner itself (or a merge while it is offline, or the
- * collector while it is stopped) can take an owned object to zero, so an
- * owner that sees its own id and no DYING bit races with nobody.
+ * Invariants
+ * ----------
+ * rs__tryincref never counts MERGED 0, a TRYREF object's only way to zero.
+ * A target is read only under the lock, and unlinked under it before freed.
+ * Callbacks never run with the world stopped (safepoint, collection, detach).
  *
- * Memory safety: the target is read from the weak reference only under the
- * lock, and a dying object is unlinked (rs__weak_clear, from the cascade)
- * under the lock before it is freed; the collector clears weak references
- * to its garbage while the world is stopped, before it frees anything.
- *
- * Callbacks: rs__weak_clear counts each weak reference that has a callback
- * (tryincref: the weak reference may itself be dying) and queues it on the
- * clearing thread; the thread runs its queue at the end of its safepoint,
- * after a collection or at detach, never while the world is stopped, then
- * drops the count.  A queue its thread can no longer run (the last cascade
- * of rs_thread_detach, a fork's gone threads) moves to a global list that
- * the next safepoint of any thread takes.  A weak reference that died
- * before its target is unlinked by its destroy and never called back.
+ * The argument: docs/design.md §12.
  */
 #define RS_BUILDING 1
 #include "internal.h"

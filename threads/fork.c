@@ -1,33 +1,16 @@
 /*
  * fork.c - keeping refstore usable in the child of fork().
  *
- * prepare (parent, the forking thread): stop the world, so every other
- * attached thread is parked or offline: offline for urcu, and inside no
- * refstore lock but, for an instant, its own queue lock (rs_offline stores
- * OFFLINE under it, with the queue empty: the child makes every queue lock
- * new, and the queue it guards is consistent).  Then take the registry
- * lock (no attach or detach in progress, so no thread is inside urcu's
- * registration) and the reclaimer's locks: first its job lock (no job is
- * running, so the reclaimer is not registered with urcu and no map table
- * is half resized or destroyed), then the others (the reclaimer is not
- * inside a grace period, so urcu's own locks are free), then the allocator
- * lock (no thread is moving slabs between pools; attached threads are
- * stopped or offline, and neither allocates).  The forking thread goes
- * offline for urcu while it takes them, because the grace period in
- * progress may be waiting for it.
+ * prepare (the forking thread): take the collector role, stop the world,
+ *          take the registry lock, go offline for urcu, take the
+ *          reclaimer's job lock and its other locks, then the allocator lock.
+ * parent:  release in reverse and resume the world.
+ * child:   the forking thread is the only thread: make every lock new,
+ *          retire every other attached thread as if it had exited
+ *          (thread.c), submit the batches that had not matured to a new
+ *          reclaimer.
  *
- * parent: release in reverse and resume the world.
- *
- * child: the forking thread is the only thread.  Synchronisation objects are
- * made new, the other attached threads are retired as if they had exited
- * (queues merged, logged decrements adopted by the forking thread or kept for
- * the next thread to attach, urcu records unlinked, their slabs given to the
- * allocator's shared pools: thread.c), batches that
- * had not matured are submitted again to a new reclaimer.
- *
- * jemalloc's and glibc's own fork handlers were registered before ours, so
- * their prepare steps run after ours and their child steps before ours: the
- * allocator is usable in our child step.
+ * The argument (what each step guarantees the child): docs/design.md §14.
  */
 #define RS_BUILDING 1
 #include "internal.h"

@@ -1,58 +1,22 @@
 /*
  * reclaim.c - the reclaimer: the thread that turns sealed decrement batches
- * into matured ones by waiting for RCU grace periods.
+ * into matured ones by waiting for RCU grace periods, and runs the jobs
+ * that must not run on an attached thread.
  *
- * Protocol
- * --------
- * A thread seals a batch of logged decrements at a safepoint (or when the
- * batch fills) and submits it here.  The reclaimer takes every submitted
- * batch, waits one urcu-qsbr grace period (urcu_qsbr_synchronize_rcu), and
- * marks each batch matured with a release store.  The owning thread applies a
- * matured batch at its next safepoint (lib/defer.c), after an acquire load of
- * the flag.
+ * Algorithm: take every submitted batch, urcu_qsbr_synchronize_rcu(), mark
+ * each batch matured with a release store; its owner applies it at a later
+ * safepoint (lib/defer.c).  Jobs (rs__reclaim_job: a map table's resize or
+ * destruction, lib/map.c) run in the order queued, one at a time.
  *
- * Why a thread of our own rather than call_rcu: liburcu 0.13's call_rcu
- * worker sleeps 10 ms between batches, so every decrement would wait at
- * least that long and deferred memory would be allocation rate x 10 ms.
- * Driving synchronize_rcu ourselves makes the wait one grace period, which
- * with threads polling safepoints every few microseconds is microseconds.
- * Latency is measured (seal -> matured) and reported in rs_stats.
+ * Invariants
+ * ----------
+ * (R1) A batch's grace period begins after every entry in it was logged.
+ * (R2) When it ends, no borrowed reference from before the logging survives.
+ * (R3) The release store of `matured` pairs with batch_matured()'s acquire.
+ * Liveness: the reclaimer is a urcu reader only in a job; threads wait offline.
+ * Fork: batches mature under pend_lock, jobs leave the queue under job_lock.
  *
- * Correctness
- * -----------
- * (R1) Every entry of a batch was logged before the batch was sealed, and
- *      the batch was submitted after it was sealed, so the grace period the
- *      reclaimer starts after taking the batch begins after every logging.
- * (R2) A qsbr grace period ends only when every registered online thread has
- *      announced a quiescent state (rs_safepoint) or gone offline.  A
- *      borrowed reference dies at its thread's next safepoint or offline
- *      point, so when the batch matures no borrowed reference obtained
- *      before the logging survives.
- * (R3) The release store of `matured` pairs with the acquire load in
- *      batch_matured() (defer.c): the owner sees the batch complete.
- *
- * Liveness: the reclaimer is not a registered reader, so it never delays a
- * grace period.  Every wait of an attached thread (parking, waiting for a
- * stop, waiting for a grace period) happens while it is offline for urcu, so
- * a grace period never waits on a thread that is itself waiting.
- *
- * Jobs
- * ----
- * rs__reclaim_job queues work that must not run on an attached thread: a
- * map's table resize or destruction (lib/map.c), which waits for grace
- * periods.  The reclaimer runs jobs in the order they were queued, one at a
- * time, with no lock held but the job lock; a job that walks a table
- * registers the reclaimer as a urcu reader for its duration.  The list is
- * taken off the queue only under the job lock, which fork's prepare step
- * takes, so a child never loses a job that was taken but not run, and no job
- * is half done in it.  rs_heap_verify pauses jobs (a job frees objects, and
- * a stopped world does not stop the reclaimer).  rs__reclaim_stop runs what
- * is left.
- *
- * Fork: the transition from inflight to matured happens under the pending
- * lock, which fork's prepare step holds, so in the child every batch is
- * either matured or still unmatured on its owner's sealed list; the child
- * resubmits the unmatured ones.
+ * The argument: docs/design.md §9 ("The reclaimer").
  */
 #define RS_BUILDING 1
 #include "internal.h"

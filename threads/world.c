@@ -16,6 +16,7 @@
  *     |  |                           |
  *     |  +--- resume (stopper) --- PARKED   <- safepoint sees a stop (self)
  *     +------ resume (stopper) --- WAITING  <- rs_online sees a stop (self)
+ *   ONLINE --detach (self)--> DEAD <--fork child (forking thread)-- any other
  *
  * Stop protocol
  * -------------
@@ -35,31 +36,15 @@
  * rs_offline: state = OFFLINE (seq_cst), then if stop_requested: lock world,
  *           signal the stopper.
  *
- * Correctness
- * -----------
- * (W1) No thread runs mutator code while the world is stopped.  A thread
- *      observed ONLINE is waited for.  A thread observed in another state is
- *      PARKED/WAITING (blocked until resume), DEAD, or OFFLINE/LEASED.  An
- *      OFFLINE thread that turns ONLINE does so by a seq_cst CAS followed by
- *      a seq_cst load of stop_requested; the stopper stores stop_requested
- *      and then loads the state, both seq_cst.  In the single total order
- *      either the stopper's load follows the CAS (it sees ONLINE and waits)
- *      or the thread's load follows the store (it sees the stop and turns
- *      WAITING before touching any object).  This is Dekker's pattern.
- * (W2) No lost wake-up: every transition out of ONLINE while a stop is
- *      requested is followed by a broadcast on stopped_cv under the world
- *      lock, and the stopper re-examines states under that lock.
- * (W3) No starvation of a thread that wants to run: resume itself turns
- *      every PARKED and WAITING thread ONLINE before the next stop can be
- *      requested, so the next stop has to wait for that thread's next
- *      safepoint; it runs at least one interval between two stops.
- * (W4) No deadlock with grace periods: a thread that waits here (parked,
- *      waiting, or stopping) is offline for urcu while it waits, so a grace
- *      period never waits for a thread that waits for the world.
- * (W5) Happens-before: a parked thread's writes precede its unlock of the
- *      world lock, which precedes the stopper's return; the stopper's writes
- *      precede resume's unlock, which precedes the parked thread's return.
- *      An offline thread's writes precede its seq_cst store of OFFLINE.
+ * Invariants
+ * ----------
+ * (W1) No mutator code runs while the world is stopped (Dekker, seq_cst).
+ * (W2) No lost wake-up: leaving ONLINE during a stop broadcasts under the lock.
+ * (W3) No starvation: a stopped thread runs an interval between two stops.
+ * (W4) No deadlock with grace periods: every wait here is offline for urcu.
+ * (W5) The world lock orders parked threads' and the stopper's writes.
+ *
+ * The argument: docs/design.md §10.
  */
 #define RS_BUILDING 1
 #include "internal.h"
