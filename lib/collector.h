@@ -12,7 +12,7 @@
  *                  introspection (as CPython's Modules/gcmodule.c is to
  *                  Python/gc.c), and the runtime's init and shutdown hooks.
  *
- * The protocol's argument and invariants (G1)-(G4), (C1)-(C2) are at the
+ * The protocol's argument and invariants (G1)-(G4), (K1)-(K2) are at the
  * top of lib/gc.c.
  */
 #ifndef RS_COLLECTOR_H

@@ -76,11 +76,11 @@
  *      stopped and every decrement applied; user code (finalizers, weak
  *      reference and collection callbacks) never runs with the world
  *      stopped.
- * (C1) CLEAN is set only by rs_new, and by a collection on an object it
+ * (K1) CLEAN is set only by rs_new, and by a collection on an object it
  *      examined in a closed region (a candidate region, or the whole heap)
  *      and found reachable; it is cleared before a decrement that may leave
  *      the object with references is applied.
- * (C2) An object logged in generation 1 or 2 without CLEAN has its candidate
+ * (K2) An object logged in generation 1 or 2 without CLEAN has its candidate
  *      bit set, unless a candidate collection holds it in its region.
  * (G4) One thread at a time holds the collector role (lib/gc_sched.c:
  *      collections, freeze, referrers, the uncollectable list); it is
@@ -796,7 +796,7 @@ static void save_all(struct coll *c)
 		if (rs__log_append(&rs__gc.gens[2], o))
 			rs__die("rs_gc_collect", o,
 				"out of memory logging an uncollectable object");
-		/* (C2): a logged old object without CLEAN is a candidate */
+		/* (K2): a logged old object without CLEAN is a candidate */
 		rs__bits_set(rs__head_of(o), RS__B_CLEAN, 0);
 		rs__gc_candidate(rs__head_of(o));
 	}
