@@ -190,6 +190,7 @@ int main(void)
 	test_stats();
 	is(rs_shutdown(), 1L, "rs_shutdown reports the immortal object alive");
 	ok(rs_init(NULL) == 0, "the runtime starts again after shutdown");
-	is(rs_shutdown(), 0L, "and shuts down clean");
+	/* the first runtime's immortal object is still alive */
+	is(rs_shutdown(), 1L, "and shuts down, counting the immortal object");
 	return exit_status();
 }
