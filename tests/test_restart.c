@@ -6,8 +6,8 @@
  *   - kept across rs_shutdown: a tracked object, a tracked cycle held from
  *     outside, a frozen object, a map with values, weak references (one
  *     whose target is kept, one whose target dies in the next runtime), an
- *     uncollectable cycle (RS_GC_DEBUG_SAVEALL), young objects of another
- *     thread still in its nursery;
+ *     uncollectable cycle (RS_GC_DEBUG_SAVEALL), a young cycle of another
+ *     thread (detached) still in its nursery;
  *   - order (a): rs_init, attach, then use and release them at once:
  *     rs_decref, rs_set into a kept object, rs_gc_collect(2), rs_map_free,
  *     rs_weakref_get, rs_gc_garbage_clear;
@@ -25,7 +25,7 @@
  * freed logs (heap-use-after-free under ASan; otherwise a lock taken in
  * freed memory: a hang or a crash); an alarm turns a hang into a failure.
  */
-#include "testlib.h"
+#include "gclib.h"
 
 /* What one runtime leaves to the next. */
 struct kept {
@@ -43,28 +43,20 @@ struct kept {
 static struct kept k;
 static rs_config quiet;
 
-/* Another thread makes a young cycle and a young object, hands a counted
- * reference to the object over and detaches. */
+/* Another thread makes a young cycle, hands a counted reference to one of
+ * it over and detaches. */
 static void *young_thread(void *arg)
 {
-	struct node *a, *b;
-
 	(void)arg;
 	rs_thread_attach();
-	a = node_new(10);
-	b = node_new(11);
-	rs_set(&a->kid[0], b);
-	rs_set(&b->kid[0], a);
-	rs_decref(b);
-	k.young = a;
-	rs_publish(a);
+	k.young = ring(&node_type, 2);
+	rs_publish(k.young);
 	rs_thread_detach();
 	return NULL;
 }
 
 static void keep(void)
 {
-	struct node *a, *b;
 	pthread_t th;
 	int i;
 
@@ -74,12 +66,7 @@ static void keep(void)
 	k.solo = node_new(1);
 	k.holder = node_new(2);
 	rs_publish(k.holder);
-	a = node_new(3);
-	b = node_new(4);
-	rs_set(&a->kid[0], b);
-	rs_set(&b->kid[0], a);
-	rs_decref(b);
-	k.cyc = a;
+	k.cyc = ring(&node_type, 2);
 	rs_gc_collect(2);	/* old objects of the first runtime */
 	k.target = node_new(6);
 	k.wr = rs_weakref_new(k.target, NULL, NULL);
@@ -92,12 +79,7 @@ static void keep(void)
 		rs_map_put_steal(k.map, &key, 1, node_new(100 + i));
 	}
 	/* an uncollectable cycle: SAVEALL keeps the garbage found */
-	a = node_new(8);
-	b = node_new(9);
-	rs_set(&a->kid[0], b);
-	rs_set(&b->kid[0], a);
-	rs_decref(a);
-	rs_decref(b);
+	rs_decref(ring(&node_type, 2));
 	rs_gc_set_debug(RS_GC_DEBUG_SAVEALL);
 	ok(rs_gc_collect(2) >= 2, "the garbage cycle is found");
 	rs_gc_set_debug(0);
@@ -113,7 +95,7 @@ static void keep(void)
 static void churn(const char *when)
 {
 	long before = live_objects();
-	struct node *a, *b;
+	struct node *a;
 	rs_map *m;
 	void *w;
 	int i, j;
@@ -121,14 +103,9 @@ static void churn(const char *when)
 	for (i = 0; i < 20; i++) {
 		m = rs_map_new();
 		for (j = 0; j < 200; j++) {
-			a = node_new(j);
-			b = node_new(j);
-			rs_set(&a->kid[0], b);
-			rs_set(&b->kid[0], a);
-			w = rs_weakref_new(b, NULL, NULL);
-			rs_map_put(m, &j, sizeof(j), a);
-			rs_decref(a);
-			rs_decref(b);
+			a = ring(&node_type, 2);
+			w = rs_weakref_new(a->kid[0], NULL, NULL);
+			rs_map_put_steal(m, &j, sizeof(j), a);
 			rs_decref(w);
 		}
 		rs_gc_collect(i % 3);
@@ -141,6 +118,15 @@ static void churn(const char *when)
 	is(rs_heap_verify(), 0L, "%s: the heap verifies after the churn", when);
 }
 
+/* Collect, wait for n destructions since d0, and check that there were
+ * exactly n. */
+static void expect_freed(long d0, long n, const char *when, const char *what)
+{
+	rs_gc_collect(2);
+	settle_until(destroyed() >= d0 + n, 5000);
+	is(destroyed(), d0 + n, "%s: %s", when, what);
+}
+
 static void release(const char *when)
 {
 	long d0 = destroyed();
@@ -148,8 +134,7 @@ static void release(const char *when)
 
 	/* a decrement that frees a kept tracked object */
 	ok(rs_decref(k.solo) == 0, "%s: rs_decref on a kept object", when);
-	settle_until(destroyed() > d0, 5000);
-	is(destroyed(), d0 + 1, "%s: ... which is freed", when);
+	expect_freed(d0, 1, when, "... which is freed");
 
 	/* stores into a kept object */
 	n = node_new(20);
@@ -183,16 +168,12 @@ static void release(const char *when)
 	got = rs_map_get(k.map, "b", 1);
 	ok(got && got->value == 101, "%s: rs_map_get on a kept map", when);
 	is(rs_map_free(k.map), 0, "%s: rs_map_free on a kept map", when);
-	settle_until(destroyed() >= d0 + 3, 5000);
-	is(destroyed(), d0 + 3, "%s: ... its values are freed", when);
+	expect_freed(d0, 3, when, "... its values are freed");
 
 	/* the uncollectable list: its cycle is garbage again once cleared */
 	d0 = destroyed();
 	is(rs_gc_garbage_clear(), 2L, "%s: rs_gc_garbage_clear", when);
-	rs_gc_collect(2);
-	settle_until(destroyed() >= d0 + 2, 5000);
-	is(destroyed(), d0 + 2, "%s: ... and the kept garbage is collected",
-	   when);
+	expect_freed(d0, 2, when, "... and the kept garbage is collected");
 
 	/* the rest: a frozen object, the other thread's young cycle, a weak
 	 * reference's target, the weak references */
@@ -202,20 +183,16 @@ static void release(const char *when)
 	rs_decref(k.target);
 	rs_decref(k.wr);
 	rs_decref(k.wr_doomed);
-	rs_gc_collect(2);
-	settle_until(destroyed() >= d0 + 4, 5000);
-	is(destroyed(), d0 + 4, "%s: a frozen object, a young cycle, a target "
-	   "are freed", when);
+	expect_freed(d0, 4, when, "a frozen object, a young cycle, a target "
+		     "are freed");
 
 	/* cycles through old and new objects: holder -> n -> holder, and
 	 * holder -> the kept cycle */
 	d0 = destroyed();
 	rs_decref(k.holder);
 	rs_decref(k.cyc);
-	rs_gc_collect(2);
-	settle_until(destroyed() >= d0 + 4, 5000);
-	is(destroyed(), d0 + 4, "%s: cycles through kept and new objects are "
-	   "collected", when);
+	expect_freed(d0, 4, when, "cycles through kept and new objects are "
+		     "collected");
 	is(rs_heap_verify(), 0L, "%s: the heap verifies", when);
 	memset(&k, 0, sizeof(k));
 }
