@@ -457,13 +457,12 @@ static int keep_young(void *obj, void *arg)
  * the nurseries' survivors move to generation 1 (as a young collection
  * would move them), every generation is compacted, and the chunks left
  * empty and the spare chunks are freed.  With nothing alive, nothing is
- * kept.  Returns the survivors.
+ * kept.
  */
-size_t rs__gc_logs_shutdown(void)
+void rs__gc_logs_shutdown(void)
 {
 	struct rs__gclog young = {0}, *log;
 	struct rs__chunk *rest;
-	size_t n = 0;
 	uint32_t slot;
 	int g;
 
@@ -478,13 +477,12 @@ size_t rs__gc_logs_shutdown(void)
 	rs__log_move(&rs__gc.gens[1], &young);
 	for (g = 1; g <= RS__GEN_PERM; g++) {
 		log = &rs__gc.gens[g];
-		n += rs__log_compact(log, keep_all, NULL, &rest);
+		rs__log_compact(log, keep_all, NULL, &rest);
 		rs__chunks_free(rest);
 		rs__chunks_free(log->spare);
 		log->spare = NULL;
 	}
 	rs__gc_count_candidates();
-	return n;
 }
 
 /* Every live tracked object is logged (G1), unless a collection in progress
