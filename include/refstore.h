@@ -341,7 +341,7 @@ extern RS_API __thread struct rs__tls rs__tls
 
 RS_API void *rs__incref_slow(void *obj);
 RS_API int rs__decref_slow(void *obj);
-RS_API void *rs__get_unattached(void);
+RS_API void *rs__get_refused(const void *field);
 
 static inline struct rs__head *rs__head_of(const void *obj)
 {
@@ -392,11 +392,13 @@ static inline int rs_decref(void *obj)
 }
 
 /* A borrowed load: no count, no atomic write; valid until the caller's next
- * safepoint.  Acquire pairs with the release exchange in rs_set. */
+ * safepoint.  Acquire pairs with the release exchange in rs_set.  An
+ * unattached caller (EPERM) or a NULL field (EINVAL) gets NULL from
+ * rs__get_refused. */
 static inline void *rs_get(const void *field)
 {
-	if (__builtin_expect(rs__tls.tid == 0, 0))
-		return rs__get_unattached();
+	if (__builtin_expect(rs__tls.tid == 0 || !field, 0))
+		return rs__get_refused(field);
 	return __atomic_load_n((void *const *)field, __ATOMIC_ACQUIRE);
 }
 

@@ -475,8 +475,6 @@ void rs__gc_thread_exit(struct rs__thread *t)
 		rs__gc_flush_delta(t);
 }
 
-/* rs_shutdown, no thread attached: forget the logs (what is still alive
- * is reported as a leak). */
 /* rs_stats: the collector's backlog (relaxed reads: a snapshot). */
 void rs__gc_stats(struct rs_stats *out)
 {
@@ -484,13 +482,17 @@ void rs__gc_stats(struct rs_stats *out)
 	out->gc_candidate_trigger = rs__gc_cand_trigger();
 }
 
+/* rs_shutdown, no thread attached: what is still alive stays logged, in
+ * the old generations, for the next runtime (rs__gc_logs_shutdown); the
+ * counts start again. */
 void rs__gc_shutdown(void)
 {
-	rs__gc_logs_free();
+	rs__gc_logs_shutdown();
 	rs__store_relaxed(&rs__gc.young_count, 0);
 	rs__store_relaxed(&rs__gc_requested, 0);
 	memset(rs__gc.gen_count, 0, sizeof(rs__gc.gen_count));
-	rs__gc.long_lived_total = rs__gc.long_lived_pending = 0;
+	rs__gc.long_lived_total = rs__gc.gens[2].n;
+	rs__gc.long_lived_pending = 0;
 	pthread_mutex_lock(&rs__gc.stats_lock);
 	memset(rs__gc.stats, 0, sizeof(rs__gc.stats));
 	pthread_mutex_unlock(&rs__gc.stats_lock);

@@ -441,28 +441,48 @@ struct rs__logset *rs__logset_new(int gen)
 	return s;
 }
 
-/* rs_shutdown, no thread attached: forget the logs (what is still alive is
- * reported as a leak). */
-void rs__gc_logs_free(void)
+/* A young survivor of the runtime that stops becomes old as a collection
+ * would promote it (keep_survivor in lib/gc.c): a candidate unless CLEAN. */
+static int keep_young(void *obj, void *arg)
 {
-	struct rs__gclog *log;
+	(void)arg;
+	return (rs__bits(rs__head_of(obj)) & RS__B_CLEAN) ? RS__KEEP
+							  : RS__KEEP_CAND;
+}
+
+/*
+ * rs_shutdown, no thread attached: the objects still alive stay logged for
+ * the next runtime (docs/design.md, "Restarting the runtime").  Their
+ * trailers point at their entries, so the chunks that hold them are kept;
+ * the nurseries' survivors move to generation 1 (as a young collection
+ * would move them), every generation is compacted, and the chunks left
+ * empty and the spare chunks are freed.  With nothing alive, nothing is
+ * kept.
+ */
+void rs__gc_logs_shutdown(void)
+{
+	struct rs__gclog young = {0}, *log;
+	struct rs__chunk *rest;
 	uint32_t slot;
 	int g;
 
-	for (g = 1; g <= RS__GEN_PERM; g++) {
-		log = &rs__gc.gens[g];
-		rs__chunks_free(log->first);
-		rs__chunks_free(log->spare);
-		log->first = log->last = log->spare = NULL;
-		log->n = 0;
-	}
 	for (slot = 1; slot <= rs__nslots; slot++) {
 		log = &rs__slots[slot]->nursery;
-		rs__chunks_free(log->first);
+		rs__log_move(&young, log);
 		rs__chunks_free(log->spare);
-		log->first = log->last = log->spare = NULL;
-		log->n = log->holes = log->remote_holes = 0;
+		log->spare = NULL;
 	}
+	rs__log_compact(&young, keep_young, NULL, &rest);
+	rs__chunks_free(rest);
+	rs__log_move(&rs__gc.gens[1], &young);
+	for (g = 1; g <= RS__GEN_PERM; g++) {
+		log = &rs__gc.gens[g];
+		rs__log_compact(log, keep_all, NULL, &rest);
+		rs__chunks_free(rest);
+		rs__chunks_free(log->spare);
+		log->spare = NULL;
+	}
+	rs__gc_count_candidates();
 }
 
 /* Every live tracked object is logged (G1), unless a collection in progress

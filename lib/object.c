@@ -454,18 +454,33 @@ const rs_type *rs_type_of(const void *obj)
 /* Reference fields                                                        */
 /* ---------------------------------------------------------------------- */
 
-/* rs_get's refusal (the inline rs_get checks the id itself) */
-void *rs__get_unattached(void)
+/* rs_get's refusals: the inline rs_get tests the id and the field itself
+ * (one predictable branch each) and calls this for either. */
+void *rs__get_refused(const void *field)
 {
-	rs__api_refuse();
+	if (rs__api_thread(RS__API_ATTACHED) && !field)
+		errno = EINVAL;
 	return NULL;
+}
+
+/* The entry of the functions that take a field: an attached caller and a
+ * field (EPERM, EINVAL). */
+static inline struct rs__thread *field_thread(const void *field)
+{
+	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
+
+	if (RS_UNLIKELY(t && !field)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return t;
 }
 
 void *rs_get_ref(const void *field)
 {
 	void *v;
 
-	if (!rs__api_thread(RS__API_ATTACHED))
+	if (!field_thread(field))
 		return NULL;
 	v = rs__load_acquire((void *const *)field);
 	return rs_incref(v);
@@ -474,13 +489,10 @@ void *rs_get_ref(const void *field)
 /* Store val (whose reference the caller gives up) into field: publish val,
  * make room in the log for the old value's decrement, then swap.  Nothing
  * changes if a step fails. */
-static int set_steal(void *field, void *val)
+static int set_steal(struct rs__thread *t, void *field, void *val)
 {
-	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 	void *old;
 
-	if (!t)
-		return -1;
 	if (val && publish(val))
 		return -1;
 	if (rs__log_reserve(t))
@@ -495,24 +507,29 @@ static int set_steal(void *field, void *val)
 
 int rs_set_steal(void *field, void *val)
 {
-	return set_steal(field, val);
+	struct rs__thread *t = field_thread(field);
+
+	return t ? set_steal(t, field, val) : -1;
 }
 
 int rs_set(void *field, void *val)
 {
-	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
+	struct rs__thread *t = field_thread(field);
 
 	if (!t)
 		return -1;
 	rs_incref(val);
-	if (set_steal(field, val) == 0)
+	if (set_steal(t, field, val) == 0)
 		return 0;
 	/* undo the increment: val is alive, so this only lowers the count */
-	rs__decref_now(t, val);
+	if (val)
+		rs__decref_now(t, val);
 	return -1;
 }
 
 int rs_clear(void *field)
 {
-	return set_steal(field, NULL);
+	struct rs__thread *t = field_thread(field);
+
+	return t ? set_steal(t, field, NULL) : -1;
 }

@@ -17,6 +17,12 @@
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
+/* Objects and bytes alive when the runtime last stopped: they stay alive
+ * (and may be released) in the next one, so its live counts start from
+ * them.  Sync: written by rs_shutdown under init_lock, read by rs_stats
+ * (relaxed). */
+static uint64_t carried[2];
+
 #define DEFAULT_DEFER_LIMIT ((size_t)1 << 20)
 #define DEFAULT_BATCH 2048
 #define MIN_BATCH 16
@@ -184,6 +190,8 @@ long rs_shutdown(void)
 	rs__store_relaxed(&rs__unattached_freed[0], 0);
 	rs__store_relaxed(&rs__unattached_freed[1], 0);
 	rs__unlock(&rs__registry_lock);
+	rs__store_relaxed(&carried[0], (uint64_t)st.live_objects);
+	rs__store_relaxed(&carried[1], (uint64_t)st.live_bytes);
 	rs__world_reset();
 	rs__store_release(&rs__rt.initialized, 0);
 	pthread_mutex_unlock(&init_lock);
@@ -234,9 +242,12 @@ int rs_stats(struct rs_stats *out)
 	out->attached_threads = rs__attached_count();
 
 	/* counters of different threads are read at slightly different
-	 * moments: clamp rather than report a wrapped difference */
+	 * moments: clamp rather than report a wrapped difference.  Objects
+	 * that outlived the last rs_shutdown count as alive until freed. */
 	out->objects_allocated = sum.allocated;
 	out->objects_freed = sum.freed;
+	sum.allocated += rs__load_relaxed(&carried[0]);
+	sum.bytes_allocated += rs__load_relaxed(&carried[1]);
 	out->live_objects = sum.allocated > sum.freed ? sum.allocated - sum.freed : 0;
 	out->live_bytes = sum.bytes_allocated > sum.bytes_freed
 		? sum.bytes_allocated - sum.bytes_freed : 0;

@@ -29,7 +29,39 @@ static void test_unattached(void)
 	ok(rs_get(&slot) == NULL && errno == EPERM, "rs_get unattached: EPERM");
 	errno = 0;
 	ok(rs_set(&slot, NULL) == -1 && errno == EPERM, "rs_set unattached: EPERM");
+	errno = 0;
+	ok(rs_get(NULL) == NULL && errno == EPERM,
+	   "rs_get(NULL) unattached: EPERM (attachment is checked first)");
 	ok(rs_thread_detach() == 0, "detach unattached is a no-op");
+}
+
+/* A NULL field pointer is refused with EINVAL by every function that takes
+ * a field, and nothing changes. */
+static void test_null_fields(void)
+{
+	struct node *n = node_new(1);
+	void *field = NULL;	/* not a constant: the inline rs_get tests it */
+
+	errno = 0;
+	ok(rs_get(field) == NULL && errno == EINVAL, "rs_get(NULL): EINVAL");
+	errno = 0;
+	ok(rs_get_ref(NULL) == NULL && errno == EINVAL,
+	   "rs_get_ref(NULL): EINVAL");
+	errno = 0;
+	ok(rs_set(NULL, n) == -1 && errno == EINVAL, "rs_set(NULL, obj): EINVAL");
+	is(rs_refcount(n), 1L, "... the value's count is unchanged");
+	ok(!published(n), "... and it is not published");
+	errno = 0;
+	ok(rs_set(NULL, NULL) == -1 && errno == EINVAL,
+	   "rs_set(NULL, NULL): EINVAL");
+	errno = 0;
+	ok(rs_set_steal(NULL, n) == -1 && errno == EINVAL,
+	   "rs_set_steal(NULL, obj): EINVAL");
+	is(rs_refcount(n), 1L, "... the caller still holds its reference");
+	errno = 0;
+	ok(rs_clear(NULL) == -1 && errno == EINVAL, "rs_clear(NULL): EINVAL");
+	rs_decref(n);
+	rs_safepoint();
 }
 
 static void test_bad_types(void)
@@ -176,7 +208,7 @@ static void test_stats(void)
 
 int main(void)
 {
-	plan(53);
+	plan(63);
 	test_unattached();
 	ok(rs_init(NULL) == 0, "rs_init");
 	ok(rs_thread_attach() == 0 && rs_thread_attach() == 0,
@@ -185,11 +217,13 @@ int main(void)
 	test_private();
 	test_published();
 	test_set_counts();
+	test_null_fields();
 	test_immortal();
 	test_verify();
 	test_stats();
 	is(rs_shutdown(), 1L, "rs_shutdown reports the immortal object alive");
 	ok(rs_init(NULL) == 0, "the runtime starts again after shutdown");
-	is(rs_shutdown(), 0L, "and shuts down clean");
+	/* the first runtime's immortal object is still alive */
+	is(rs_shutdown(), 1L, "and shuts down, counting the immortal object");
 	return exit_status();
 }
