@@ -30,6 +30,10 @@ long rs_gc_collect(int gen)
 
 	if (!t)
 		return -1;
+	if (RS_DEBUG && t->in_map_walk)
+		rs__die("rs_gc_collect", NULL, "called inside rs_map_foreach (a "
+			"collection is a safepoint, which ends the walk's "
+			"read-side section)");
 	if (gen < 0 || gen >= RS_GC_GENERATIONS) {
 		errno = EINVAL;
 		return -1;

@@ -430,6 +430,8 @@ struct rs__thread {
 					   Sync: owner (or world stopped) */
 	int gc_depth;			/* holds the collector role, nested */
 	int in_weak_cb;			/* running a weak-reference callback */
+	int in_map_walk;		/* inside rs_map_foreach: no safepoint
+					   (debug builds check).  Sync: owner */
 	void *callbacks;		/* weak references whose callbacks
 					   are due. Sync: owner */
 };

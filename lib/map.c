@@ -668,12 +668,15 @@ long rs_map_foreach(rs_map *m, rs_map_fn fn, void *arg)
 	uint32_t klen;
 	long seen = 0;
 
-	if (!check("rs_map_foreach", m))
+	struct rs__thread *t = check("rs_map_foreach", m);
+
+	if (!t)
 		return -1;
 	if (!fn) {
 		errno = EINVAL;
 		return -1;
 	}
+	t->in_map_walk++;	/* the walk is a read-side section */
 	cds_lfht_for_each(m->ht, &it, lf) {
 		n = node_of(lf);
 		klen = rs__load_acquire(&n->klen);	/* (M3) */
@@ -681,6 +684,7 @@ long rs_map_foreach(rs_map *m, rs_map_fn fn, void *arg)
 		if (fn(n->key, klen, n->value, arg))
 			break;
 	}
+	t->in_map_walk--;
 	return seen;
 }
 
@@ -690,6 +694,10 @@ long rs_map_foreach(rs_map *m, rs_map_fn fn, void *arg)
 int rs_map_free(rs_map *m)
 {
 	struct rs__thread *t = check("rs_map_free", m);
+
+	if (RS_DEBUG && t && t->in_map_walk)
+		rs__die("rs_map_free", m, "called inside rs_map_foreach (the "
+			"walk may be of this very map)");
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *lf;
 	int was = 0, swept = 1;

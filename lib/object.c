@@ -465,7 +465,8 @@ void *rs__get_refused(const void *field)
 
 /* The entry of the functions that take a field: an attached caller and a
  * field (EPERM, EINVAL). */
-static inline struct rs__thread *field_thread(const void *field)
+static inline struct rs__thread *field_thread(const void *field,
+					     const char *call)
 {
 	struct rs__thread *t = rs__api_thread(RS__API_ATTACHED);
 
@@ -473,6 +474,11 @@ static inline struct rs__thread *field_thread(const void *field)
 		errno = EINVAL;
 		return NULL;
 	}
+	/* an offline thread counts as stopped: a collection may be reading
+	 * the objects it would change */
+	if (RS_DEBUG && t && rs__load_relaxed(&t->state) != RS__T_ONLINE)
+		rs__die(call, field, "called by an offline thread (rs_offline "
+			"without rs_online)");
 	return t;
 }
 
@@ -480,7 +486,7 @@ void *rs_get_ref(const void *field)
 {
 	void *v;
 
-	if (!field_thread(field))
+	if (!field_thread(field, "rs_get_ref"))
 		return NULL;
 	v = rs__load_acquire((void *const *)field);
 	return rs_incref(v);
@@ -507,14 +513,14 @@ static int set_steal(struct rs__thread *t, void *field, void *val)
 
 int rs_set_steal(void *field, void *val)
 {
-	struct rs__thread *t = field_thread(field);
+	struct rs__thread *t = field_thread(field, "rs_set_steal");
 
 	return t ? set_steal(t, field, val) : -1;
 }
 
 int rs_set(void *field, void *val)
 {
-	struct rs__thread *t = field_thread(field);
+	struct rs__thread *t = field_thread(field, "rs_set");
 
 	if (!t)
 		return -1;
@@ -529,7 +535,7 @@ int rs_set(void *field, void *val)
 
 int rs_clear(void *field)
 {
-	struct rs__thread *t = field_thread(field);
+	struct rs__thread *t = field_thread(field, "rs_clear");
 
 	return t ? set_steal(t, field, NULL) : -1;
 }

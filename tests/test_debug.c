@@ -124,11 +124,63 @@ static void new_offline(void)
 	_exit(0);
 }
 
+/* Calls the documentation forbids, each caught where it happens. */
+static rs_map *walk_map;
+static void (*in_walk)(void);
+
+static int walk_fn(const void *key, size_t klen, void *value, void *arg)
+{
+	(void)key, (void)klen, (void)value, (void)arg;
+	in_walk();
+	return 1;
+}
+
+static void walk_with(void (*fn)(void))
+{
+	struct node *n = node_new(1);
+
+	walk_map = rs_map_new();
+	rs_map_put(walk_map, "k", 1, n);
+	in_walk = fn;
+	rs_map_foreach(walk_map, walk_fn, NULL);
+	_exit(0);
+}
+
+static void call_safepoint(void) { rs_safepoint(); }
+static void call_collect(void) { rs_gc_collect(0); }
+static void call_map_free(void) { rs_map_free(walk_map); }
+static void safepoint_in_walk(void) { walk_with(call_safepoint); }
+static void collect_in_walk(void) { walk_with(call_collect); }
+static void map_free_in_walk(void) { walk_with(call_map_free); }
+
+static void set_offline(void)
+{
+	static void *slot;
+	struct node *n = node_new(1);
+
+	rs_offline();
+	rs_set(&slot, n);
+	_exit(0);
+}
+
+static void check_forbidden(void (*fn)(void), const char *call,
+			    const char *cause, const char *name)
+{
+	int st = run_child(fn);
+
+	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: the child aborts",
+	   name);
+	ok(strstr(msg, call) && strstr(msg, cause),
+	   "... naming %s and the cause", call);
+	if (!WIFSIGNALED(st) || !strstr(msg, call))
+		diag("child said: %s", msg);
+}
+
 int main(void)
 {
 	int st;
 
-	plan(1 + 4 * 5 + 3);
+	plan(1 + 4 * 5 + 3 + 4 * 2);
 	ok(rs_init(NULL) == 0, "init");
 	check_death(underflow_published, "rs_decref",
 		    "double decref of a published object");
@@ -149,6 +201,18 @@ int main(void)
 		ok(strstr(msg, "type 'node'") != NULL, "... and the type");
 	} else {
 		skip(3, "rs_new from an offline thread: debug builds only");
+	}
+	if (RS_DEBUG) {
+		check_forbidden(safepoint_in_walk, "rs_safepoint",
+				"rs_map_foreach", "rs_safepoint inside rs_map_foreach");
+		check_forbidden(collect_in_walk, "rs_gc_collect",
+				"rs_map_foreach", "rs_gc_collect inside rs_map_foreach");
+		check_forbidden(map_free_in_walk, "rs_map_free",
+				"rs_map_foreach", "rs_map_free inside rs_map_foreach");
+		check_forbidden(set_offline, "rs_set", "offline",
+				"rs_set from an offline thread");
+	} else {
+		skip(8, "calls the docs forbid: debug builds only");
 	}
 	rs_shutdown();
 	return exit_status();

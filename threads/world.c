@@ -128,6 +128,9 @@ int rs_safepoint(void)
 
 	if (RS_UNLIKELY(!t))
 		return -1;
+	if (RS_DEBUG && t->in_map_walk)
+		rs__die("rs_safepoint", NULL, "called inside rs_map_foreach (a "
+			"safepoint ends the walk's read-side section)");
 	if (RS_UNLIKELY(t->no_reentry))
 		return 0;	/* from a destroy callback */
 	RS_TSAN_QUIESCENT();
@@ -174,6 +177,9 @@ int rs_offline(void)
 
 	if (!t)
 		return -1;
+	if (RS_DEBUG && t->in_map_walk)
+		rs__die("rs_offline", NULL, "called inside rs_map_foreach (a "
+			"safepoint ends the walk's read-side section)");
 	if (t->no_reentry) {
 		errno = EDEADLK;
 		return -1;
