@@ -11,14 +11,14 @@
  * nothing but objects and a free slot can be poisoned whole.  The slab of an
  * object is arena(p)->slabs[(p >> RS__SLAB_SHIFT) % RS__NSLABS], arena(p)
  * being p with its low RS__ARENA_SHIFT bits cleared: no lookup.  Larger
- * objects come from jemalloc one by one (C library under sanitizers), with a
- * small prefix that links them into a list for the heap walk.
+ * objects come one by one from the host's calloc, with a small prefix that
+ * links them into a list for the heap walk.
  *
- * Arena memory comes from a jemalloc arena of our own (arenas.create,
- * MALLOCX_TCACHE_NONE so the block really comes from that arena): jemalloc
- * already keeps aligned 4 MiB extents cheaply, counts them in its stats and
- * purges their untouched pages; an mmap of our own would need over-mapping
- * to get the alignment and would duplicate that.  Sanitizer builds
+ * Arena memory is mapped by us (mmap, aligned by trimming an over-sized
+ * mapping when the first try is not aligned) and unmapped when given back.
+ * No allocator library is linked: one that defines malloc (Debian's
+ * jemalloc does) would replace the host program's own, and a library must
+ * leave its host's malloc as it was (docs/design.md §4).  Sanitizer builds
  * (RS_PLAIN_MALLOC) use posix_memalign, which ASan and TSan see.
  *
  * Size classes: 32..128 by 16, then eight per doubling up to 1024, so a
@@ -64,7 +64,7 @@
  * counting), and its `shared` word links the free list.  A slab stays in its
  * class while it holds objects and after it empties: it is stamped with
  * rs__gp_stamp() (threads/reclaim.c) and may go to another class (or its
- * arena back to jemalloc) only when rs__gp_passed(stamp): a full grace
+ * arena back to the system) only when rs__gp_passed(stamp): a full grace
  * period ran after the slab emptied, so no thread still holds a borrowed
  * pointer read before it.  A racing reader of a dead object's header thus
  * always finds a header of the same class, never foreign data.  The
@@ -85,7 +85,7 @@
 #include <string.h>
 
 #ifndef RS_PLAIN_MALLOC
-#include <jemalloc/jemalloc.h>
+#include <sys/mman.h>
 #endif
 
 #define POOL_SCAN 8		/* pooled slabs looked at per acquisition */
@@ -102,10 +102,6 @@ static struct slab_list pooled[RS__NCLS], empty[RS__NCLS];
 static struct rs__arena *arenas;
 static size_t narenas, nempty_slabs;
 static struct large *larges;
-#ifndef RS_PLAIN_MALLOC
-static unsigned je_arena;	/* our jemalloc arena */
-static bool je_ready;
-#endif
 static int reap_wanted;		/* Sync: atomic; some slab is S_EMPTY */
 static int pool_dirty;		/* Sync: atomic; a remote free went to a
 				   pooled slab since the last sweep */
@@ -246,6 +242,43 @@ static void asan_report(const char *report)
 }
 #endif
 
+#ifndef RS_PLAIN_MALLOC
+/* Zeroed pages of our own, or NULL. */
+static char *map_anon(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* An arena's memory straight from the kernel.  The kernel places a new
+ * mapping next to the last one, so after the first arena a mapping of the
+ * arena's size is usually aligned already: try that (one call); else map
+ * twice the size and unmap what lies outside the aligned middle. */
+static void *map_arena(void)
+{
+	char *p, *a;
+	size_t head;
+
+	p = map_anon(RS__ARENA_SIZE);
+	if (p && ((uintptr_t)p & (RS__ARENA_SIZE - 1)) == 0)
+		return p;
+	if (p)
+		munmap(p, RS__ARENA_SIZE);
+	if (!(p = map_anon(2 * RS__ARENA_SIZE)))
+		return NULL;
+	a = (char *)(((uintptr_t)p + RS__ARENA_SIZE - 1) &
+		     ~(uintptr_t)(RS__ARENA_SIZE - 1));
+	head = (size_t)(a - p);
+	if (head)
+		munmap(p, head);
+	munmap(a + RS__ARENA_SIZE, RS__ARENA_SIZE - head);
+	return a;
+}
+#endif
+
+/* RS__ARENA_SIZE bytes aligned to RS__ARENA_SIZE, or NULL. */
 static void *arena_mem(void)
 {
 	void *p = NULL;
@@ -260,15 +293,7 @@ static void *arena_mem(void)
 	if (posix_memalign(&p, RS__ARENA_SIZE, RS__ARENA_SIZE))
 		return NULL;
 #else
-	if (!je_ready) {
-		size_t len = sizeof(je_arena);
-
-		if (mallctl("arenas.create", &je_arena, &len, NULL, 0))
-			je_arena = 0;
-		je_ready = true;
-	}
-	p = mallocx(RS__ARENA_SIZE, MALLOCX_ALIGN(RS__ARENA_SIZE) |
-		    MALLOCX_ARENA(je_arena) | MALLOCX_TCACHE_NONE);
+	p = map_arena();
 #endif
 	return p;
 }
@@ -279,8 +304,7 @@ static void arena_mem_free(void *p)
 	UNPOISON(p, RS__ARENA_SIZE);
 	free(p);
 #else
-	sdallocx(p, RS__ARENA_SIZE, MALLOCX_ALIGN(RS__ARENA_SIZE) |
-		 MALLOCX_ARENA(je_arena) | MALLOCX_TCACHE_NONE);
+	munmap(p, RS__ARENA_SIZE);
 #endif
 }
 
@@ -574,11 +598,7 @@ static void *large_alloc(size_t bytes)
 
 	if (rs__fault(RS__FAULT_LARGE))
 		return NULL;
-#ifdef RS_PLAIN_MALLOC
-	l = calloc(1, sizeof(*l) + bytes);
-#else
-	l = mallocx(sizeof(*l) + bytes, MALLOCX_ZERO);
-#endif
+	l = calloc(1, sizeof(*l) + bytes);	/* the host's own malloc */
 	if (!l)
 		return NULL;
 	l->bytes = bytes;
@@ -592,7 +612,7 @@ static void *large_alloc(size_t bytes)
 	return l + 1;
 }
 
-static void large_free(void *p, size_t bytes)
+static void large_free(void *p)
 {
 	struct large *l = (struct large *)p - 1;
 
@@ -604,12 +624,7 @@ static void large_free(void *p, size_t bytes)
 	if (l->next)
 		l->next->prev = l->prev;
 	rs__unlock(&alloc_lock);
-#ifdef RS_PLAIN_MALLOC
-	(void)bytes;
 	free(l);
-#else
-	sdallocx(l, sizeof(*l) + bytes, 0);
-#endif
 }
 
 /* Everything but the pop from the current slab's local list: an armed
@@ -649,7 +664,7 @@ void rs__obj_free(void *p, size_t bytes)
 	bool unowned;
 
 	if (RS_UNLIKELY(bytes > RS__MAX_SMALL)) {
-		large_free(p, bytes);
+		large_free(p);
 		return;
 	}
 	s = rs__slab_of(h);

@@ -25,9 +25,12 @@
  * allocator's shared pools: thread.c), batches that
  * had not matured are submitted again to a new reclaimer.
  *
- * jemalloc's and glibc's own fork handlers were registered before ours, so
- * their prepare steps run after ours and their child steps before ours: the
- * allocator is usable in our child step.
+ * The host's malloc (large objects, our own records) is usable in our child
+ * step: glibc takes its malloc locks inside fork() after the prepare handlers
+ * and makes them new in the child before the child handlers, and an
+ * allocator the host links or preloads registered its fork handlers when it
+ * started, before ours, so its prepare step runs after ours and its child
+ * step before ours.
  */
 #define RS_BUILDING 1
 #include "internal.h"
