@@ -15,7 +15,8 @@
  * links them into a list for the heap walk.
  *
  * Arena memory is mapped by us (mmap, aligned by trimming an over-sized
- * mapping when the first try is not aligned) and unmapped when given back.
+ * mapping when the first try is not aligned); an arena given back is kept
+ * mapped as a spare for a while, then unmapped (spares_trim).
  * No allocator library is linked: one that defines malloc (Debian's
  * jemalloc does) would replace the host program's own, and a library must
  * leave its host's malloc as it was (docs/design.md §4).  Sanitizer builds
@@ -252,6 +253,46 @@ static char *map_anon(size_t bytes)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/*
+ * Arenas given back, still mapped, newest first: reused before a new
+ * mapping, unmapped once given back SPARE_NS ago or beyond SPARE_MAX (and
+ * at once when arena_retain_bytes is 0).  A program that drops a large heap
+ * and builds it again (GCBench, binary-trees) would otherwise unmap and
+ * fault in every page again each time; jemalloc's dirty-page decay used to
+ * hide that (docs/design.md §4).  The link lives in the spare's first bytes.
+ */
+#define SPARE_MAX 16
+#define SPARE_NS 1000000000u
+
+struct spare {
+	struct spare *next;
+	uint64_t given_ns;	/* rs__now_ns() when given back */
+};
+
+static struct spare *spares;	/* Sync: lock */
+static unsigned nspares;	/* Sync: lock; read relaxed by reap_wanted */
+
+/* Unmap the spares given back too long ago and those beyond the cap (lock
+ * held).  Newest first: the first one out and all after it go. */
+static void spares_trim(uint64_t now)
+{
+	struct spare **p = &spares, *x;
+	unsigned n = 0;
+
+	while ((x = *p) && n < SPARE_MAX && now - x->given_ns < SPARE_NS) {
+		p = &x->next;
+		n++;
+	}
+	*p = NULL;
+	while (x) {
+		struct spare *next = x->next;
+
+		munmap(x, RS__ARENA_SIZE);
+		x = next;
+	}
+	rs__store_relaxed(&nspares, n);
+}
+
 /* An arena's memory straight from the kernel.  The kernel places a new
  * mapping next to the last one, so after the first arena a mapping of the
  * arena's size is usually aligned already: try that (one call); else map
@@ -293,6 +334,12 @@ static void *arena_mem(void)
 	if (posix_memalign(&p, RS__ARENA_SIZE, RS__ARENA_SIZE))
 		return NULL;
 #else
+	if (spares) {
+		p = spares;
+		spares = spares->next;
+		rs__store_relaxed(&nspares, nspares - 1);
+		return p;
+	}
 	p = map_arena();
 #endif
 	return p;
@@ -304,7 +351,18 @@ static void arena_mem_free(void *p)
 	UNPOISON(p, RS__ARENA_SIZE);
 	free(p);
 #else
-	munmap(p, RS__ARENA_SIZE);
+	struct spare *x = p;
+	uint64_t now = rs__now_ns();
+
+	if (!rs__rt.arena_retain) {
+		munmap(p, RS__ARENA_SIZE);
+		return;
+	}
+	x->next = spares;
+	x->given_ns = now;
+	spares = x;
+	rs__store_relaxed(&nspares, nspares + 1);
+	spares_trim(now);
 #endif
 }
 
@@ -428,9 +486,15 @@ static inline bool has_room(const struct rs__slab *s)
 	return s->free || rs__load_relaxed(&s->bump) < s->cap;
 }
 
+/* Work for rs__alloc_reap after a grace period: emptied slabs, a pooled
+ * slab freed into, or spare arenas to age out. */
 bool rs__alloc_reap_wanted(void)
 {
-	return rs__load_relaxed(&reap_wanted) || rs__load_relaxed(&pool_dirty);
+	return rs__load_relaxed(&reap_wanted) || rs__load_relaxed(&pool_dirty)
+#ifndef RS_PLAIN_MALLOC
+		|| rs__load_relaxed(&nspares)
+#endif
+		;
 }
 
 /* Pooled slabs belong to nobody, so nobody collects their remote frees
@@ -484,6 +548,10 @@ void rs__alloc_reap(void)
 	rs__lock(&alloc_lock);
 	emptied = sweep_pooled_locked();
 	reap_locked();
+#ifndef RS_PLAIN_MALLOC
+	if (spares)
+		spares_trim(rs__now_ns());
+#endif
 	rs__unlock(&alloc_lock);
 	if (emptied)
 		rs__gp_request();	/* their grace period */
