@@ -1,25 +1,38 @@
 #!/bin/sh
 # malloc_binding.sh - linking refstore leaves the host program's malloc as it
-# was.  tests/host.c is built twice as a user would build it (the Makefile):
+# was.  tests/host.c is built as a user would build it (the Makefile):
 # against the shared library, and against the static one with the link line
-# of `pkg-config --static --libs refstore`.  In each, the program's malloc
+# of `pkg-config --static --libs refstore`.  In both, the program's malloc
 # must still be the C library's (the sanitizer runtime's in sanitizer builds,
 # which replaces it by design): asked in the process with dlsym, and from the
 # dynamic linker's own account of the program's malloc call (LD_DEBUG);
-# and no jemalloc may have been brought into the process.
+# and no jemalloc may have been brought into the process.  A third build,
+# where the host links jemalloc itself (made when jemalloc is installed,
+# outside sanitizer builds), must keep jemalloc's malloc, and have it.
 B=${B:-build/release}
 case "$B" in
-*address*) want='libasan' ;;
-*thread*) want='libtsan' ;;
-*) want='libc\.so' ;;
+*address*) libc_want='libasan' ;;
+*thread*) libc_want='libtsan' ;;
+*) libc_want='libc\.so' ;;
 esac
-echo "1..8"
+echo "1..12"
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; }
+skip() { n=$((n + 1)); echo "ok $n # skip $1"; }
 
-for kind in shared static; do
+for kind in shared static jemalloc; do
 	prog=$B/tests/host_$kind
+	want=$libc_want je=no
+	if [ "$kind" = jemalloc ]; then
+		want='libjemalloc' je=yes
+		if [ ! -x "$prog" ]; then
+			for i in 1 2 3 4; do
+				skip "$prog not built (sanitizer build, or no jemalloc)"
+			done
+			continue
+		fi
+	fi
 	if [ ! -x "$prog" ]; then echo "Bail out! $prog not built"; exit 255; fi
 	out=$("$prog" 2>&1)
 	rc=$?
@@ -46,9 +59,14 @@ for kind in shared static; do
 	else
 		notok "$kind: the program's malloc call binds to '$bind', not ${want%%\\*}"
 	fi
-	if printf '%s\n' "$out" | grep -q '^mallctl defined: no'; then
+	mallctl=$(printf '%s\n' "$out" | sed -n 's/^mallctl defined: //p')
+	if [ "${mallctl%% *}" = $je ] && [ $je = yes ]; then
+		ok "$kind: the host's own jemalloc is there ($mallctl)"
+	elif [ "${mallctl%% *}" = $je ]; then
 		ok "$kind: no jemalloc in the process"
+	elif [ $je = yes ]; then
+		notok "$kind: the host's jemalloc is missing: $mallctl"
 	else
-		notok "$kind: jemalloc is in the process: $(printf '%s\n' "$out" | sed -n 's/^mallctl defined: //p')"
+		notok "$kind: jemalloc is in the process: $mallctl"
 	fi
 done
