@@ -172,12 +172,6 @@ $(B)/tests/host_shared: tests/host.c $(B)/librefstore.so
 	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $(DEPFLAGS) $< -o $@ \
 	  $(ALL_LDFLAGS) -L$(B) -l:librefstore.so -Wl,-rpath,$(abspath $(B))
 
-$(B)/tests/host_static: tests/host.c $(B)/librefstore.a $(B)/refstore.pc
-	@mkdir -p $(B)/tests/static
-	ln -sf ../../librefstore.a $(B)/tests/static/librefstore.a
-	$(CC) $$($(HOST_PC) --cflags refstore) -std=c11 -g $(OPT) $(SAN) $(WARN) \
-	  $(DEPFLAGS) $< -o $@ $(ALL_LDFLAGS) $$($(HOST_PC) --static --libs refstore)
-
 # And a host that chose jemalloc for itself (outside sanitizer builds, whose
 # runtime owns malloc): its malloc must stay jemalloc's.
 ifeq ($(SANITIZE),)
@@ -185,13 +179,17 @@ ifneq ($(shell pkg-config --exists jemalloc 2>/dev/null && echo 1),)
 HOSTS += $(B)/tests/host_jemalloc
 endif
 endif
+$(B)/tests/host_jemalloc: HOST_LIBS = $(shell pkg-config --libs jemalloc 2>/dev/null)
 
-$(B)/tests/host_jemalloc: tests/host.c $(B)/librefstore.a $(B)/refstore.pc
-	@mkdir -p $(B)/tests/static
-	ln -sf ../../librefstore.a $(B)/tests/static/librefstore.a
-	$(CC) $$($(HOST_PC) --cflags refstore) -std=c11 -g $(OPT) $(WARN) \
+$(B)/tests/static/librefstore.a: $(B)/librefstore.a
+	@mkdir -p $(dir $@)
+	ln -sf ../../librefstore.a $@
+
+$(B)/tests/host_static $(B)/tests/host_jemalloc: $(B)/tests/host_%: tests/host.c \
+		$(B)/tests/static/librefstore.a $(B)/refstore.pc
+	$(CC) $$($(HOST_PC) --cflags refstore) -std=c11 -g $(OPT) $(SAN) $(WARN) \
 	  $(DEPFLAGS) $< -o $@ $(ALL_LDFLAGS) $$($(HOST_PC) --static --libs refstore) \
-	  $(shell pkg-config --libs jemalloc 2>/dev/null)
+	  $(HOST_LIBS)
 
 check: $(TESTS) $(EXAMPLE) $(HOSTS) $(B)/refstore.pc
 	B=$(B) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
