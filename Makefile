@@ -44,8 +44,8 @@ endif
 B := build/$(VARIANT)
 
 # Dependencies: pkg-config name -> Debian package
-PKGS      := liburcu-qsbr liburcu-cds jemalloc
-PKG_DEBS  := liburcu-dev libjemalloc-dev
+PKGS      := liburcu-qsbr liburcu-cds
+PKG_DEBS  := liburcu-dev
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes \
         -Wstrict-prototypes -Wpointer-arith -Wcast-align -Wwrite-strings \
@@ -66,8 +66,7 @@ $(error SANITIZE must be address or thread)
 endif
 
 DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS   = $(shell pkg-config --libs liburcu-qsbr liburcu-cds 2>/dev/null) \
-             $(if $(SANITIZE),,$(shell pkg-config --libs jemalloc 2>/dev/null)) -lpthread
+DEP_LIBS   = $(shell pkg-config --libs liburcu-qsbr liburcu-cds 2>/dev/null) -lpthread
 
 CFLAGS   ?=
 CPPFLAGS := -Iinclude -Ilib -D_GNU_SOURCE
@@ -109,7 +108,7 @@ lib: $(B)/librefstore.a $(B)/librefstore.so
 # Dependencies: scripts/deps.sh checks each group once per build folder (a
 # stamp file), installs what is missing with apt-get when run as root on
 # Debian, and otherwise says in one line what is missing; it fails only for
-# what is required (build, fuzz, model, bench's mimalloc).
+# what is required (build, fuzz, model, bench's mimalloc and jemalloc).
 # --------------------------------------------------------------------------
 DEPS = PROVE='$(PROVE)' FUZZ_CC='$(FUZZ_CC)' scripts/deps.sh
 
@@ -164,7 +163,39 @@ $(EXAMPLE): $(B)/tests/%: tests/%.c $(B)/librefstore.a
 	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $(DEPFLAGS) $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS)
 
-check: $(TESTS) $(EXAMPLE) $(RESP_SERVER) $(B)/refstore.pc
+# A host program linked as a user would link it (tests/malloc_binding.sh):
+# with the shared library, and with the static one and the link line
+# pkg-config gives for it, from a folder that holds only the archive (as an
+# installed librefstore.a would be found).
+HOSTS := $(B)/tests/host_shared $(B)/tests/host_static
+HOST_PC = PKG_CONFIG_PATH=$(B) pkg-config --define-variable=includedir=$(abspath include) \
+	  --define-variable=libdir=$(abspath $(B)/tests/static)
+
+$(B)/tests/host_shared: tests/host.c $(B)/librefstore.so
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude -std=c11 -g $(OPT) $(SAN) $(WARN) $(DEPFLAGS) $< -o $@ \
+	  $(ALL_LDFLAGS) -L$(B) -l:librefstore.so -Wl,-rpath,$(abspath $(B))
+
+# And a host that chose jemalloc for itself (outside sanitizer builds, whose
+# runtime owns malloc): its malloc must stay jemalloc's.
+ifeq ($(SANITIZE),)
+ifneq ($(shell pkg-config --exists jemalloc 2>/dev/null && echo 1),)
+HOSTS += $(B)/tests/host_jemalloc
+endif
+endif
+$(B)/tests/host_jemalloc: HOST_LIBS = $(shell pkg-config --libs jemalloc 2>/dev/null)
+
+$(B)/tests/static/librefstore.a: $(B)/librefstore.a
+	@mkdir -p $(dir $@)
+	ln -sf ../../librefstore.a $@
+
+$(B)/tests/host_static $(B)/tests/host_jemalloc: $(B)/tests/host_%: tests/host.c \
+		$(B)/tests/static/librefstore.a $(B)/refstore.pc
+	$(CC) $$($(HOST_PC) --cflags refstore) -std=c11 -g $(OPT) $(SAN) $(WARN) \
+	  $(DEPFLAGS) $< -o $@ $(ALL_LDFLAGS) $$($(HOST_PC) --static --libs refstore) \
+	  $(HOST_LIBS)
+
+check: $(TESTS) $(EXAMPLE) $(HOSTS) $(RESP_SERVER) $(B)/refstore.pc
 	B=$(B) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
 
 # --------------------------------------------------------------------------
@@ -175,13 +206,15 @@ $(B)/bench/%: bench/%.c $(B)/librefstore.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) -lm
 
-# bench_alloc also measures mimalloc (libmimalloc-dev) and calls jemalloc
-# directly, so it links both whatever the build.
+# bench_alloc also measures mimalloc (libmimalloc-dev) and jemalloc
+# (libjemalloc-dev), calling both directly, so it links both whatever the
+# build.  They are its peers: the library itself links neither.
 BENCH_ALLOC_LIBS = $(shell pkg-config --libs mimalloc 2>/dev/null || echo -lmimalloc) \
-                   $(shell pkg-config --libs jemalloc 2>/dev/null)
+                   $(shell pkg-config --libs jemalloc 2>/dev/null || echo -ljemalloc)
 $(B)/bench/bench_alloc: bench/bench_alloc.c $(B)/librefstore.a $(B)/.bench-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(shell pkg-config --cflags jemalloc 2>/dev/null) \
+	  $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_ALLOC_LIBS) -lm
 
 # bench_gc measures the Boehm GC (libgc-dev) in this process, so it links
@@ -210,10 +243,10 @@ $(B)/bench/bench_bintree: bench/bench_bintree.c $(B)/librefstore.a $(B)/.bench-d
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(BENCH_GC_FLAGS) $(DEPFLAGS) -Wno-missing-prototypes $< -o $@ \
 	  $(ALL_LDFLAGS) $(B)/librefstore.a $(DEP_LIBS) $(BENCH_GC_LIBS) -lm
 
-# The benchmarks' extra peers and tools: mimalloc (bench_alloc; required),
-# the Boehm GC and python3 (bench_gc, which skips a missing peer), python3
-# for the summary (bench/report.py) and gnuplot for its chart (both skipped
-# when missing, so they are not required).
+# The benchmarks' extra peers and tools: mimalloc and jemalloc (bench_alloc;
+# required), the Boehm GC and python3 (bench_gc, which skips a missing peer),
+# python3 for the summary (bench/report.py) and gnuplot for its chart (both
+# skipped when missing, so they are not required).
 $(B)/.bench-deps: | $(B)/.deps
 	@$(DEPS) bench
 	@touch $@

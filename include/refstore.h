@@ -55,7 +55,7 @@ typedef struct rs_config {
 	 * silent (REFSTORE_REPORT_LEAKS; default 1). */
 	int report_leaks;
 	/* Bytes of completely empty allocator arenas kept for reuse instead
-	 * of going back to jemalloc (REFSTORE_ARENA_RETAIN; default 4 MiB,
+	 * of going back to the system (REFSTORE_ARENA_RETAIN; default 4 MiB,
 	 * one arena; the variable may be 0 to return every empty arena). */
 	size_t arena_retain_bytes;
 } rs_config;
@@ -247,7 +247,7 @@ struct rs_stats {
 	uint64_t pause_max_ns;		/* world stopped, worst stop */
 	uint64_t pause_total_ns;
 	/* The allocator (objects up to 1 KiB, header included; larger ones
-	 * come from jemalloc and appear only in live_bytes). */
+	 * come from malloc and appear only in live_bytes). */
 	size_t arena_bytes;		/* arenas held */
 	size_t slab_bytes;		/* slabs given to a size class */
 	size_t free_list_bytes;		/* free slots in those slabs */

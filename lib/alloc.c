@@ -11,14 +11,15 @@
  * nothing but objects and a free slot can be poisoned whole.  The slab of an
  * object is arena(p)->slabs[(p >> RS__SLAB_SHIFT) % RS__NSLABS], arena(p)
  * being p with its low RS__ARENA_SHIFT bits cleared: no lookup.  Larger
- * objects come from jemalloc one by one (C library under sanitizers), with a
- * small prefix that links them into a list for the heap walk.
+ * objects come one by one from the host's calloc, with a small prefix that
+ * links them into a list for the heap walk.
  *
- * Arena memory comes from a jemalloc arena of our own (arenas.create,
- * MALLOCX_TCACHE_NONE so the block really comes from that arena): jemalloc
- * already keeps aligned 4 MiB extents cheaply, counts them in its stats and
- * purges their untouched pages; an mmap of our own would need over-mapping
- * to get the alignment and would duplicate that.  Sanitizer builds
+ * Arena memory is mapped by us (mmap, aligned by trimming an over-sized
+ * mapping when the first try is not aligned); an arena given back is kept
+ * mapped as a spare for a while, then unmapped (spares_trim).
+ * No allocator library is linked: one that defines malloc (Debian's
+ * jemalloc does) would replace the host program's own, and a library must
+ * leave its host's malloc as it was (docs/design.md §4).  Sanitizer builds
  * (RS_PLAIN_MALLOC) use posix_memalign, which ASan and TSan see.
  *
  * Size classes: 32..128 by 16, then eight per doubling up to 1024, so a
@@ -64,7 +65,7 @@
  * counting), and its `shared` word links the free list.  A slab stays in its
  * class while it holds objects and after it empties: it is stamped with
  * rs__gp_stamp() (threads/reclaim.c) and may go to another class (or its
- * arena back to jemalloc) only when rs__gp_passed(stamp): a full grace
+ * arena back to the system) only when rs__gp_passed(stamp): a full grace
  * period ran after the slab emptied, so no thread still holds a borrowed
  * pointer read before it.  A racing reader of a dead object's header thus
  * always finds a header of the same class, never foreign data.  The
@@ -85,7 +86,7 @@
 #include <string.h>
 
 #ifndef RS_PLAIN_MALLOC
-#include <jemalloc/jemalloc.h>
+#include <sys/mman.h>
 #endif
 
 #define POOL_SCAN 8		/* pooled slabs looked at per acquisition */
@@ -102,10 +103,6 @@ static struct slab_list pooled[RS__NCLS], empty[RS__NCLS];
 static struct rs__arena *arenas;
 static size_t narenas, nempty_slabs;
 static struct large *larges;
-#ifndef RS_PLAIN_MALLOC
-static unsigned je_arena;	/* our jemalloc arena */
-static bool je_ready;
-#endif
 static int reap_wanted;		/* Sync: atomic; some slab is S_EMPTY */
 static int pool_dirty;		/* Sync: atomic; a remote free went to a
 				   pooled slab since the last sweep */
@@ -246,6 +243,83 @@ static void asan_report(const char *report)
 }
 #endif
 
+#ifndef RS_PLAIN_MALLOC
+/* Zeroed pages of our own, or NULL. */
+static char *map_anon(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Arenas given back, still mapped, newest first: reused before a new
+ * mapping, unmapped once given back SPARE_NS ago or beyond SPARE_MAX (and
+ * at once when arena_retain_bytes is 0).  A program that drops a large heap
+ * and builds it again (GCBench, binary-trees) would otherwise unmap and
+ * fault in every page again each time; jemalloc's dirty-page decay used to
+ * hide that (docs/design.md §4).  The link lives in the spare's first bytes.
+ */
+#define SPARE_MAX 16
+#define SPARE_NS 1000000000u
+
+struct spare {
+	struct spare *next;
+	uint64_t given_ns;	/* rs__now_ns() when given back */
+};
+
+static struct spare *spares;	/* Sync: lock */
+static unsigned nspares;	/* Sync: lock; read relaxed by reap_wanted */
+
+/* Unmap the spares given back too long ago and those beyond the cap (lock
+ * held).  Newest first: the first one out and all after it go. */
+static void spares_trim(uint64_t now)
+{
+	struct spare **p = &spares, *x;
+	unsigned n = 0;
+
+	while ((x = *p) && n < SPARE_MAX && now - x->given_ns < SPARE_NS) {
+		p = &x->next;
+		n++;
+	}
+	*p = NULL;
+	while (x) {
+		struct spare *next = x->next;
+
+		munmap(x, RS__ARENA_SIZE);
+		x = next;
+	}
+	rs__store_relaxed(&nspares, n);
+}
+
+/* An arena's memory straight from the kernel.  The kernel places a new
+ * mapping next to the last one, so after the first arena a mapping of the
+ * arena's size is usually aligned already: try that (one call); else map
+ * twice the size and unmap what lies outside the aligned middle. */
+static void *map_arena(void)
+{
+	char *p, *a;
+	size_t head;
+
+	p = map_anon(RS__ARENA_SIZE);
+	if (p && ((uintptr_t)p & (RS__ARENA_SIZE - 1)) == 0)
+		return p;
+	if (p)
+		munmap(p, RS__ARENA_SIZE);
+	if (!(p = map_anon(2 * RS__ARENA_SIZE)))
+		return NULL;
+	a = (char *)(((uintptr_t)p + RS__ARENA_SIZE - 1) &
+		     ~(uintptr_t)(RS__ARENA_SIZE - 1));
+	head = (size_t)(a - p);
+	if (head)
+		munmap(p, head);
+	munmap(a + RS__ARENA_SIZE, RS__ARENA_SIZE - head);
+	return a;
+}
+#endif
+
+/* RS__ARENA_SIZE bytes aligned to RS__ARENA_SIZE, or NULL. */
 static void *arena_mem(void)
 {
 	void *p = NULL;
@@ -260,15 +334,13 @@ static void *arena_mem(void)
 	if (posix_memalign(&p, RS__ARENA_SIZE, RS__ARENA_SIZE))
 		return NULL;
 #else
-	if (!je_ready) {
-		size_t len = sizeof(je_arena);
-
-		if (mallctl("arenas.create", &je_arena, &len, NULL, 0))
-			je_arena = 0;
-		je_ready = true;
+	if (spares) {
+		p = spares;
+		spares = spares->next;
+		rs__store_relaxed(&nspares, nspares - 1);
+		return p;
 	}
-	p = mallocx(RS__ARENA_SIZE, MALLOCX_ALIGN(RS__ARENA_SIZE) |
-		    MALLOCX_ARENA(je_arena) | MALLOCX_TCACHE_NONE);
+	p = map_arena();
 #endif
 	return p;
 }
@@ -279,8 +351,18 @@ static void arena_mem_free(void *p)
 	UNPOISON(p, RS__ARENA_SIZE);
 	free(p);
 #else
-	sdallocx(p, RS__ARENA_SIZE, MALLOCX_ALIGN(RS__ARENA_SIZE) |
-		 MALLOCX_ARENA(je_arena) | MALLOCX_TCACHE_NONE);
+	struct spare *x = p;
+	uint64_t now = rs__now_ns();
+
+	if (!rs__rt.arena_retain) {
+		munmap(p, RS__ARENA_SIZE);
+		return;
+	}
+	x->next = spares;
+	x->given_ns = now;
+	spares = x;
+	rs__store_relaxed(&nspares, nspares + 1);
+	spares_trim(now);
 #endif
 }
 
@@ -404,9 +486,15 @@ static inline bool has_room(const struct rs__slab *s)
 	return s->free || rs__load_relaxed(&s->bump) < s->cap;
 }
 
+/* Work for rs__alloc_reap after a grace period: emptied slabs, a pooled
+ * slab freed into, or spare arenas to age out. */
 bool rs__alloc_reap_wanted(void)
 {
-	return rs__load_relaxed(&reap_wanted) || rs__load_relaxed(&pool_dirty);
+	return rs__load_relaxed(&reap_wanted) || rs__load_relaxed(&pool_dirty)
+#ifndef RS_PLAIN_MALLOC
+		|| rs__load_relaxed(&nspares)
+#endif
+		;
 }
 
 /* Pooled slabs belong to nobody, so nobody collects their remote frees
@@ -460,6 +548,10 @@ void rs__alloc_reap(void)
 	rs__lock(&alloc_lock);
 	emptied = sweep_pooled_locked();
 	reap_locked();
+#ifndef RS_PLAIN_MALLOC
+	if (spares)
+		spares_trim(rs__now_ns());
+#endif
 	rs__unlock(&alloc_lock);
 	if (emptied)
 		rs__gp_request();	/* their grace period */
@@ -574,11 +666,7 @@ static void *large_alloc(size_t bytes)
 
 	if (rs__fault(RS__FAULT_LARGE))
 		return NULL;
-#ifdef RS_PLAIN_MALLOC
-	l = calloc(1, sizeof(*l) + bytes);
-#else
-	l = mallocx(sizeof(*l) + bytes, MALLOCX_ZERO);
-#endif
+	l = calloc(1, sizeof(*l) + bytes);	/* the host's own malloc */
 	if (!l)
 		return NULL;
 	l->bytes = bytes;
@@ -592,7 +680,7 @@ static void *large_alloc(size_t bytes)
 	return l + 1;
 }
 
-static void large_free(void *p, size_t bytes)
+static void large_free(void *p)
 {
 	struct large *l = (struct large *)p - 1;
 
@@ -604,12 +692,7 @@ static void large_free(void *p, size_t bytes)
 	if (l->next)
 		l->next->prev = l->prev;
 	rs__unlock(&alloc_lock);
-#ifdef RS_PLAIN_MALLOC
-	(void)bytes;
 	free(l);
-#else
-	sdallocx(l, sizeof(*l) + bytes, 0);
-#endif
 }
 
 /* Everything but the pop from the current slab's local list: an armed
@@ -649,7 +732,7 @@ void rs__obj_free(void *p, size_t bytes)
 	bool unowned;
 
 	if (RS_UNLIKELY(bytes > RS__MAX_SMALL)) {
-		large_free(p, bytes);
+		large_free(p);
 		return;
 	}
 	s = rs__slab_of(h);

@@ -7,8 +7,8 @@
 #
 # Groups:
 #   build  the library and its tests: pkg-config, prove (perl), liburcu
-#          (qsbr, cds), jemalloc                                   required
-#   bench  mimalloc (bench_alloc)                                  required
+#          (qsbr, cds)                                             required
+#   bench  mimalloc and jemalloc (bench_alloc's peers)             required
 #          the Boehm GC, python3, gnuplot (a peer, the summary, the chart)
 #                                                                  optional
 #   demo   the Boehm GC (the other side), gnuplot (the chart)      optional
@@ -70,11 +70,11 @@ items() {
 		req|have_cmd $PROVE|perl|prove
 		req|have_pc liburcu-qsbr|liburcu-dev|liburcu-qsbr
 		req|have_pc liburcu-cds|liburcu-dev|liburcu-cds
-		req|have_pc jemalloc|libjemalloc-dev|jemalloc
 		EOF
 		;;
 	bench) cat <<-EOF
 		req|have_file /usr/include/mimalloc.h|libmimalloc-dev|mimalloc
+		req|have_pc jemalloc|libjemalloc-dev|jemalloc
 		opt|have_boehm|libgc-dev|the Boehm GC
 		opt|have_cmd python3|python3|python3
 		opt|have_cmd gnuplot|gnuplot-nox|gnuplot

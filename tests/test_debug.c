@@ -81,7 +81,7 @@ static void underflow_shared(void)
 
 /* What the build can promise about a decrement of a destroyed object:
  * debug builds keep destroyed objects in quarantine and name the misuse;
- * release builds check the header, which jemalloc leaves in place; ASan
+ * release builds check the header, which the allocator leaves in place; ASan
  * builds return freed memory to ASan, which reports the access itself. */
 /* Every build aborts with a message: a freed slot of refstore's allocator
  * keeps its header, marked FREE|DEAD, so the checks see it (lib/alloc.c). */
