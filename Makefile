@@ -5,6 +5,8 @@
 #   make check SANITIZE=address   ... under ASan+UBSan (build/address)
 #   make check SANITIZE=thread    ... under TSan (build/thread)
 #   make check DEBUG=1    ... with the debug checks (build/debug)
+#   make check-valgrind   the debug build's TAP tests under Valgrind's
+#                         memcheck (VALGRIND_TESTS=... for a subset)
 #   make bench            the benchmarks (release build), ratios against peers,
 #                         briefly (a few minutes); outputs and one summary
 #                         (table, chart) in build/bench
@@ -197,6 +199,21 @@ $(B)/tests/host_static $(B)/tests/host_jemalloc: $(B)/tests/host_%: tests/host.c
 
 check: $(TESTS) $(EXAMPLE) $(HOSTS) $(RESP_SERVER) $(B)/refstore.pc
 	B=$(B) $(PROVE) --exec '' --merge --timer $(TESTS) $(TEST_SH)
+
+# The debug build (whose allocator tells Valgrind which slots are objects)
+# under memcheck: any error fails the test (exit 9).  All tests take ~8
+# minutes on 2 cores; VALGRIND_TESTS picks some by name (test_gc ...).
+VALGRIND_TESTS ?= $(patsubst tests/%.c,%,$(TEST_SRC))
+.PHONY: check-valgrind
+ifeq ($(VARIANT),debug)
+check-valgrind: $(patsubst %,$(B)/tests/%.t,$(VALGRIND_TESTS))
+	@command -v valgrind >/dev/null 2>&1 || { \
+	  echo "refstore: make check-valgrind needs valgrind: apt-get install valgrind"; exit 1; }
+	B=$(B) $(PROVE) --exec 'valgrind -q --error-exitcode=9' --merge --timer $^
+else
+check-valgrind:
+	@$(MAKE) --no-print-directory DEBUG=1 check-valgrind
+endif
 
 # --------------------------------------------------------------------------
 # Benchmarks (not tests: no thresholds; each prints ratios against a peer)

@@ -408,8 +408,12 @@ static void slab_setup(struct rs__slab *s, unsigned c)
 	rs__store_relaxed(&s->used, 0);
 	rs__store_relaxed(&s->bump, 0);
 	rs__store_relaxed(&s->remote, NULL);
-	/* a slab of another class before: forget its slot poisoning */
+	/* a slab of another class before: forget its slot poisoning, and
+	 * tell Valgrind the whole slab is addressable again (the old slots'
+	 * freed payloads were made inaccessible, and new headers may lie
+	 * where old payloads were) */
 	UNPOISON(slab_base(s), RS__SLAB_SIZE);
+	VG_UNDEFINED(slab_base(s), RS__SLAB_SIZE);
 }
 
 /* A slab with no class, from an arena we hold or a new one. */

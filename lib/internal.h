@@ -69,10 +69,12 @@ extern char rs__tsan_gp;
 #define VG_ALLOC(p, n) VALGRIND_MALLOCLIKE_BLOCK((p), (n), 0, 0)
 #define VG_FREE(p) VALGRIND_FREELIKE_BLOCK((p), 0)
 #define VG_NOACCESS(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
+#define VG_UNDEFINED(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
 #else
 #define VG_ALLOC(p, n) ((void)(p), (void)(n))
 #define VG_FREE(p) ((void)(p))
 #define VG_NOACCESS(p, n) ((void)(p), (void)(n))
+#define VG_UNDEFINED(p, n) ((void)(p), (void)(n))
 #endif
 
 #define RS_LIKELY(x) __builtin_expect(!!(x), 1)

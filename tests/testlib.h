@@ -19,6 +19,18 @@
 #include "refstore.h"
 #include "tap.h"
 
+/* Whether the test runs under Valgrind (make check-valgrind): checks of
+ * page faults or timings do not hold there. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND() 0
+#endif
+
 #define NODE_ALIVE 0x600dcafe600dcafeULL
 #define NODE_DEAD 0xdeadbeefdeadbeefULL
 
