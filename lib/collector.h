@@ -139,7 +139,7 @@ void rs__chunks_free(struct rs__chunk *c);
 void rs__gc_flush_delta(struct rs__thread *t);
 struct rs__logset *rs__logset_new(int gen);
 void rs__gc_logs_shutdown(void);
-unsigned rs__gen_tidy(struct rs__gclog *log, unsigned max);
+size_t rs__gen_tidy(struct rs__gclog *log, size_t budget);
 void rs__gc_count_candidates(void);
 
 /* ------------------------------------------------------------------------ */

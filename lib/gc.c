@@ -116,7 +116,8 @@
 #define IMMORTAL_REFS ((int64_t)1 << 40)
 #define REGION_BUDGET 8192	/* a candidate collection stops taking
 				   candidates once its region is this big */
-#define TIDY_CHUNKS 8		/* generation chunks compacted per collection */
+#define TIDY_ENTRIES 8192	/* log entries a collection may move to keep
+				   the generations' logs dense */
 #define RETRY_AFTER_GIVE_UP 1000000000u	/* ns without automatic collections
 					   after one gave its stop up */
 /* ---------------------------------------------------------------------- */
@@ -603,23 +604,34 @@ static void discover(struct region *r, size_t from)
  * until the region holds REGION_BUDGET objects or no candidate is left. */
 #define SEED_BATCH 64
 
-static size_t gather_seeds(void **seeds)
+/* Where taking candidates goes on from (one collection walks the
+ * generations' chunks once, not once per batch). */
+struct seed_cursor {
+	int g;
+	struct rs__chunk *c;
+	uint32_t k;
+};
+
+static size_t gather_seeds(struct seed_cursor *cur, void **seeds)
 {
 	struct rs__chunk *c;
 	uint64_t w;
 	uint32_t i, k;
 	size_t n = 0;
 	void *o;
-	int g;
 
-	for (g = 1; g < RS__GEN_PERM; g++) {
-		for (c = rs__gc.gens[g].first; c; c = c->next) {
+	for (; cur->g < RS__GEN_PERM; cur->g++, cur->c = NULL, cur->k = 0) {
+		c = cur->c ? cur->c : rs__gc.gens[cur->g].first;
+		for (; c; c = c->next, cur->k = 0) {
+			cur->c = c;
 			if (!rs__load_relaxed(&c->ncand))
 				continue;
-			for (k = 0; k < RS__CHUNK_CAND_WORDS; k++) {
+			for (k = cur->k; k < RS__CHUNK_CAND_WORDS; k++) {
 				while ((w = rs__load_relaxed(&c->cand[k]))) {
-					if (n == SEED_BATCH)
+					if (n == SEED_BATCH) {
+						cur->k = k;
 						return n;
+					}
 					i = k * 64 + (uint32_t)__builtin_ctzll(w);
 					rs__store_relaxed(&c->cand[k], w & (w - 1));
 					rs__store_relaxed(&c->ncand,
@@ -639,11 +651,12 @@ static size_t gather_seeds(void **seeds)
 
 static void take_seeds(struct region *r)
 {
+	struct seed_cursor cur = {.g = 1};
 	void *seeds[SEED_BATCH];
 	size_t n, i, from;
 
 	while (r->n < REGION_BUDGET && !r->failed &&
-	       (n = gather_seeds(seeds))) {
+	       (n = gather_seeds(&cur, seeds))) {
 		from = r->n;
 		for (i = 0; i < n; i++) {
 			if (rs__bits(rs__head_of(seeds[i])) &
@@ -1033,7 +1046,11 @@ long rs__gc_cand_collection(struct rs__thread *t, bool automatic)
 		errno = ENOMEM;
 		return -1;
 	}
-	rs__gen_tidy(&rs__gc.gens[2], TIDY_CHUNKS);
+	/* generation 1 first: young collections promote into it, a partly
+	 * filled chunk each time, and nothing else compacts it since
+	 * generation 1 is not collected on its own */
+	rs__gen_tidy(&rs__gc.gens[2],
+		     TIDY_ENTRIES - rs__gen_tidy(&rs__gc.gens[1], TIDY_ENTRIES));
 	rs__gc_count_candidates();
 	rs__store_relaxed(&rs__gc.gen_count[1], 0);
 	rs__store_relaxed(&rs__gc_requested, 0);

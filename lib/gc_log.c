@@ -349,13 +349,6 @@ void rs__gc_candidate(struct rs__head *h)
 		rs__store_relaxed(&rs__gc_requested, 1);
 }
 
-/*
- * World stopped: compact, each within itself, up to `max` chunks of a
- * generation that are at least half holes, and free those left empty, so a
- * generation's log stays in proportion to its live objects although no
- * collection compacts the whole of it any more.  Entries keep their order
- * and candidate bits.  Returns the chunks compacted or freed.
- */
 /* World stopped: the candidates count is the bits set in the generations
  * (entries whose object died since keep theirs until they are looked at). */
 void rs__gc_count_candidates(void)
@@ -370,51 +363,117 @@ void rs__gc_count_candidates(void)
 	rs__store_relaxed(&rs__gc.candidates, n);
 }
 
-unsigned rs__gen_tidy(struct rs__gclog *log, unsigned max)
+/* For tests: a generation's chunks, and the entries they hold (holes
+ * included).  Racy unless the world is stopped or one thread runs. */
+size_t rs__gc_log_chunks(int gen, size_t *entries)
 {
-	struct rs__chunk *c, *next, *prev = NULL;
-	uint32_t i, wi, n;
-	unsigned done = 0;
+	struct rs__chunk *c;
+	size_t n = 0, e = 0;
+
+	for (c = rs__gc.gens[gen].first; c; c = c->next, n++)
+		e += c->n;
+	if (entries)
+		*entries = e;
+	return n;
+}
+
+/* Move chunk c's live entries to the end of chunk `to` (world stopped),
+ * with their candidate bits; c is left empty.  Returns the entries moved. */
+static uint32_t chunk_move(struct rs__chunk *to, struct rs__chunk *c)
+{
+	uint32_t i, n = c->n, moved = 0;
 	bool cand;
 	void *o;
 
-	for (c = log->first; c && done < max; c = next) {
+	for (i = 0; i < n; i++) {
+		o = rs__load_relaxed(&c->ent[i]);
+		cand = cand_take(c, i);
+		if (!o)
+			continue;
+		rs__store_relaxed(&to->ent[to->n], o);
+		rs__store_relaxed(&rs__gc_of(rs__head_of(o))->ent,
+				  &to->ent[to->n]);
+		if (cand)
+			cand_put(to, to->n);
+		to->n++;
+		moved++;
+	}
+	c->n = 0;
+	rs__store_relaxed(&c->holes, 0);
+	rs__store_relaxed(&c->ncand, 0);
+	return moved;
+}
+
+/*
+ * World stopped: keep a generation's log in proportion to its live objects
+ * although no collection compacts the whole of it any more.  Walking its
+ * chunks in order, a chunk whose live entries fit in the room left in the
+ * chunk before it is emptied into that one and freed (young collections
+ * append a partly filled chunk at each promotion: these merge); a chunk at
+ * least half holes is compacted within itself.  Entries keep their order
+ * and candidate bits.  At most `budget` entries move (each move writes the
+ * object's trailer: the cost is per entry).  Returns the entries moved.
+ */
+size_t rs__gen_tidy(struct rs__gclog *log, size_t budget)
+{
+	struct rs__chunk *c, *next, *prev = NULL;
+	size_t moved = 0;
+	uint32_t n, holes, live, m;
+
+	for (c = log->first; c && moved < budget; c = next) {
 		next = c->next;
 		n = c->n;
-		if (!n || 2 * rs__load_relaxed(&c->holes) < n) {
-			prev = c;
-			continue;
-		}
-		for (i = wi = 0; i < n; i++) {
-			o = rs__load_relaxed(&c->ent[i]);
-			cand = cand_take(c, i);
-			if (!o)
-				continue;
-			rs__store_relaxed(&c->ent[wi], o);
-			rs__store_relaxed(&rs__gc_of(rs__head_of(o))->ent,
-					  &c->ent[wi]);
-			if (cand)
-				cand_put(c, wi);
-			wi++;
-		}
-		c->n = wi;
-		log->n -= n - wi;
-		rs__store_relaxed(&c->holes, 0);
-		cand_recount(c);
-		done++;
-		if (wi) {
-			prev = c;
-			continue;
-		}
-		if (prev)
+		holes = rs__load_relaxed(&c->holes);
+		live = holes < n ? n - holes : 0;
+		if (prev && prev->n + live <= RS__CHUNK_ENTS &&
+		    (holes || prev->n + n <= RS__CHUNK_ENTS)) {
+			m = chunk_move(prev, c);	/* merge into prev */
+			log->n -= n - m;
+			moved += m;
+			cand_recount(prev);
 			prev->next = next;
-		else
-			log->first = next;
-		if (log->last == c)
-			log->last = prev;
-		free(c);
+			if (log->last == c)
+				log->last = prev;
+			free(c);
+			continue;
+		}
+		if (n && 2 * holes >= n) {		/* compact in place */
+			struct rs__chunk *self = c;
+			uint32_t i, wi = 0;
+			bool cand;
+			void *o;
+
+			for (i = 0; i < n; i++) {
+				o = rs__load_relaxed(&self->ent[i]);
+				cand = cand_take(self, i);
+				if (!o)
+					continue;
+				rs__store_relaxed(&self->ent[wi], o);
+				rs__store_relaxed(&rs__gc_of(rs__head_of(o))->ent,
+						  &self->ent[wi]);
+				if (cand)
+					cand_put(self, wi);
+				wi++;
+			}
+			self->n = wi;
+			log->n -= n - wi;
+			moved += wi;
+			rs__store_relaxed(&self->holes, 0);
+			cand_recount(self);
+			if (!wi) {
+				if (prev)
+					prev->next = next;
+				else
+					log->first = next;
+				if (log->last == c)
+					log->last = prev;
+				free(c);
+				continue;
+			}
+		}
+		prev = c;
 	}
-	return done;
+	return moved;
 }
 
 void rs__gc_thread_init(struct rs__thread *t)

@@ -610,6 +610,7 @@ extern int rs__gc_requested;	/* Sync: atomic (relaxed) */
 int rs__gc_track(struct rs__thread *t, struct rs__head *h);
 void rs__gc_untrack(struct rs__thread *t, struct rs__head *h);
 void rs__gc_candidate(struct rs__head *h);
+size_t rs__gc_log_chunks(int gen, size_t *entries);
 void rs__gc_thread_init(struct rs__thread *t);
 long rs__gc_verify(void);
 /* gc_sched.c */
@@ -648,11 +649,11 @@ struct rs__stop_stats {
 void rs__safepoint_poll(struct rs__thread *t);
 void rs__world_stop(void);
 bool rs__world_try_stop(bool give_up);
-uint64_t rs__world_stops_given_up(void);
 void rs__world_resume(struct rs__stop_stats *out);
 uint64_t rs__world_stop_token(void);
 void rs__world_stats(uint64_t *stops, uint64_t *ttsp_max, uint64_t *ttsp_total,
-		     uint64_t *pause_max, uint64_t *pause_total);
+		     uint64_t *pause_max, uint64_t *pause_total,
+		     uint64_t *given_up);
 void rs__set_state(struct rs__thread *t, int state);
 void rs__world_fork_child(void);
 void rs__world_reset(void);

@@ -264,7 +264,7 @@ int rs_stats(struct rs_stats *out)
 	rs__alloc_stats(out);
 	rs__gc_stats(out);
 	rs__world_stats(&out->world_stops, &out->ttsp_max_ns, &out->ttsp_total_ns,
-			&out->pause_max_ns, &out->pause_total_ns);
-	out->world_stops_given_up = rs__world_stops_given_up();
+			&out->pause_max_ns, &out->pause_total_ns,
+			&out->world_stops_given_up);
 	return 0;
 }

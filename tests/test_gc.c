@@ -1067,6 +1067,63 @@ static void test_candidate_promotion(void)
 	is(rs_gc_collect(2), 0L, "... nothing left for a full collection");
 }
 
+/*
+ * The old generations' logs stay dense: each young collection appends a
+ * partly filled chunk to generation 1, and its objects die there; the
+ * candidate collections' tidying merges such chunks and frees the empty
+ * ones, so the chunks stay in proportion to the live old objects rather
+ * than to the young collections that ran.
+ */
+size_t rs__gc_log_chunks(int gen, size_t *entries);	/* lib/internal.h */
+
+static void test_logs_dense(void)
+{
+	struct rs_gc_stats st[RS_GC_GENERATIONS];
+	struct node *keep[300], *kept[400], *x;
+	size_t chunks, entries;
+	long r, i, nk = 0;
+
+	gc_drain();
+	rs_gc_set_threshold(250, 1000, 1000);
+	rs_gc_enable();
+	snap(st);
+	for (r = 0; r < 40; r++) {
+		for (i = 0; i < 300; i++)	/* survive one young collection */
+			keep[i] = node_new(i);
+		rs_safepoint();
+		for (i = 0; i < 300; i++) {	/* then die old, but ten */
+			x = keep[i];
+			if (i % 30 == 0) {	/* the ten stay, candidates */
+				kept[nk++] = rs_incref(x);
+				rs_decref(x);	/* leaves it a reference */
+				continue;
+			}
+			rs_decref(x);
+		}
+		rs_safepoint();
+	}
+	rs_gc_set_threshold(1, 0, 0);	/* candidates now: tidies the logs */
+	for (i = 0; i < 8; i++) {
+		rs_decref(node_new(i));
+		rs_safepoint();
+	}
+	rs_gc_disable();
+	rs_gc_set_threshold(2000, 10, 10);
+	chunks = rs__gc_log_chunks(1, &entries);
+	diag("%ld young collections: generation 1 holds %zu chunks, %zu "
+	     "entries", delta(st, 0), chunks, entries);
+	ok(delta(st, 0) >= 20, "%ld young collections ran", delta(st, 0));
+	ok(chunks <= 2, "generation 1's partly filled chunks were merged: "
+	   "%zu chunks left for %zu entries (%ld objects alive)", chunks,
+	   entries, nk);
+	for (i = 0; i < nk; i++)
+		rs_decref(kept[i]);
+	rs_safepoint();
+	gc_drain();
+	is(rs_heap_verify(), 0L, "... and every entry still points at its "
+	   "object and back");
+}
+
 int main(void)
 {
 	ok(rs_init(NULL) == 0 && rs_thread_attach() == 0, "init and attach");
@@ -1082,6 +1139,7 @@ int main(void)
 	test_share();
 	test_candidates_complete();
 	test_candidate_promotion();
+	test_logs_dense();
 	test_concurrent();
 
 	is(rs_heap_verify(), 0L, "heap verifies");

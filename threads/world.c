@@ -481,7 +481,7 @@ void rs__world_resume(struct rs__stop_stats *out)
 }
 
 void rs__world_stats(uint64_t *stops, uint64_t *tmax, uint64_t *ttot,
-		     uint64_t *pmax, uint64_t *ptot)
+		     uint64_t *pmax, uint64_t *ptot, uint64_t *given_up)
 {
 	rs__lock(&world_lock);
 	*stops = nstops;
@@ -489,18 +489,10 @@ void rs__world_stats(uint64_t *stops, uint64_t *tmax, uint64_t *ttot,
 	*ttot = ttsp_total;
 	*pmax = pause_max;
 	*ptot = pause_total;
+	*given_up = nstops_given_up;
 	rs__unlock(&world_lock);
 }
 
-uint64_t rs__world_stops_given_up(void)
-{
-	uint64_t n;
-
-	rs__lock(&world_lock);
-	n = nstops_given_up;
-	rs__unlock(&world_lock);
-	return n;
-}
 
 /* fork: the stop (taken by fork.c) already holds everyone else; the child
  * starts with no stop in progress and fresh synchronisation objects. */
