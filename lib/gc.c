@@ -399,6 +399,10 @@ static void sort_out(struct coll *c, struct rs__logset *set)
 	else if (c->gen == 2)
 		rs__gc.long_lived_total = n, rs__gc.long_lived_pending = 0;
 	rs__log_move(dest, &all);
+	/* the chunks just appended are partly filled: merged into the ones
+	 * before them, so the log stays in proportion to its live objects
+	 * even in a program that never runs a candidate collection */
+	rs__gen_tidy(dest, TIDY_ENTRIES);
 	rs__gc_count_candidates();
 }
 
