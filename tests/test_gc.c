@@ -1102,6 +1102,10 @@ static void test_logs_dense(void)
 		}
 		rs_safepoint();
 	}
+	chunks = rs__gc_log_chunks(1, &entries);
+	ok(chunks <= 2, "young collections alone keep it dense (a program "
+	   "with no candidate collection): %zu chunks for %zu entries",
+	   chunks, entries);
 	rs_gc_set_threshold(1, 0, 0);	/* candidates now: tidies the logs */
 	for (i = 0; i < 8; i++) {
 		rs_decref(node_new(i));
