@@ -116,7 +116,7 @@
 #define IMMORTAL_REFS ((int64_t)1 << 40)
 #define REGION_BUDGET 8192	/* a candidate collection stops taking
 				   candidates once its region is this big */
-#define TIDY_ENTRIES 8192	/* log entries a collection may move to keep
+#define TIDY_ENTRIES 2048	/* log entries a collection may move to keep
 				   the generations' logs dense */
 #define RETRY_AFTER_GIVE_UP 1000000000u	/* ns without automatic collections
 					   after one gave its stop up */
