@@ -143,16 +143,21 @@ size_t rs__gen_tidy(struct rs__gclog *log, size_t budget);
 void rs__gc_count_candidates(void);
 
 /* ------------------------------------------------------------------------ */
+/* lib/gc_api.c                                                              */
+/* ------------------------------------------------------------------------ */
+void rs__gc_record(const struct rs_gc_info *info);
+
+/* ------------------------------------------------------------------------ */
 /* lib/gc_sched.c                                                            */
 /* ------------------------------------------------------------------------ */
 bool rs__gc_role_take(struct rs__thread *t, bool wait);
 void rs__gc_role_give(struct rs__thread *t);
+void rs__gc_count_collection(int gen);
 
 /* ------------------------------------------------------------------------ */
 /* lib/gc.c                                                                  */
 /* ------------------------------------------------------------------------ */
 long rs__gc_collect_gen(struct rs__thread *t, int gen, bool automatic);
 long rs__gc_cand_collection(struct rs__thread *t, bool automatic);
-void rs__gc_count_collection(int gen);
 
 #endif /* RS_COLLECTOR_H */

@@ -36,19 +36,10 @@
  *      barrier: they are counted in the young object's count, so it
  *      survives a young collection as it should;
  *   6. weak references to the garbage are cleared (callbacks queued).
- * If no garbage object has a finalizer still to run, the world resumes and
- * the garbage is freed: each object's references to non-garbage objects
- * are given back (rs__decref_now: the garbage is unreachable, so nobody
- * holds a borrowed reference through it), then each is destroyed and
- * freed, in two passes so no pass reads a freed header.
- * Otherwise (PEP 442) the collector takes one counted reference to each
- * garbage object (merging its count: the world is stopped), resumes the
- * world and runs the finalizers, each at most once per object ever
- * (FINALIZED).  Finalizers may do anything a thread may do.  Then it stops
- * the world again, makes counts exact again and repeats steps 2-4 on the
- * garbage alone, with gc_refs = count - 1 (its own reference): what a
- * finalizer made reachable from outside, and all it reaches, is resurrected
- * and goes back to a log; the rest is freed as above.
+ * Then the world resumes and the garbage is freed (references out of it
+ * given back first, then each object destroyed), or, if some has a
+ * finalizer still to run, the finalizers run first with the world running
+ * and a second stop sorts out what they resurrected (PEP 442).
  *
  * Collections of the old generations, from cycle candidates
  * ---------------------------------------------------------
@@ -62,6 +53,9 @@
  * and frees the garbage as above.  docs/design.md §11 ("Cycle candidates")
  * has the argument that every garbage cycle has a candidate.  An explicit
  * rs_gc_collect(2) still collects the whole heap, and cleans it.
+ *
+ * The argument for each step, finalizers and resurrection included:
+ * docs/design.md §11.
  *
  * Invariants
  * ----------
@@ -894,61 +888,21 @@ static void resurrection(struct coll *c, struct stack *s)
 	c->ngarb = n;
 }
 
+/* The collection's figures to the statistics and callbacks (gc_api.c). */
 static void record(struct coll *c)
 {
-	struct rs_gc_info info;
-	struct rs_gc_stats *st = &rs__gc.stats[c->gen];
-	uint64_t us = c->pause / 1000;
-	int b = 0, i, n;
-	struct {
-		rs_gc_callback_fn fn;
-		void *arg;
-	} cb[RS__GC_MAX_CALLBACKS];
+	struct rs_gc_info info = {
+		.generation = c->gen,
+		.collected = c->collected,
+		.uncollectable = c->uncollectable,
+		.pause_ns = c->pause,
+		.ttsp_ns = c->ttsp,
+		.duration_ns = rs__now_ns() - c->begin,
+	};
 
-	while (us > 1 && b < RS_GC_HIST_BUCKETS - 1) {
-		us >>= 1;
-		b++;
-	}
-	info.generation = c->gen;
-	info.collected = c->collected;
-	info.uncollectable = c->uncollectable;
-	info.pause_ns = c->pause;
-	info.ttsp_ns = c->ttsp;
-	info.duration_ns = rs__now_ns() - c->begin;
-	pthread_mutex_lock(&rs__gc.stats_lock);
-	st->collections++;
-	st->collected += (uint64_t)c->collected;
-	st->uncollectable += (uint64_t)c->uncollectable;
-	st->pause_total_ns += c->pause;
-	if (c->pause > st->pause_max_ns)
-		st->pause_max_ns = c->pause;
-	st->ttsp_total_ns += c->ttsp;
-	if (c->ttsp > st->ttsp_max_ns)
-		st->ttsp_max_ns = c->ttsp;
-	st->hist[b]++;
-	n = rs__gc.ncallbacks;
-	memcpy(cb, rs__gc.callbacks, sizeof(cb[0]) * (size_t)n);
-	pthread_mutex_unlock(&rs__gc.stats_lock);
-	for (i = 0; i < n; i++)
-		cb[i].fn(&info, cb[i].arg);
+	rs__gc_record(&info);
 }
 
-void rs__gc_count_collection(int gen)
-{
-	uint32_t slot, nslots = rs__load_acquire(&rs__nslots);
-	int g;
-
-	/* world stopped: the young objects were all examined */
-	rs__store_relaxed(&rs__gc.young_count, 0);
-	for (slot = 1; slot <= nslots; slot++)
-		rs__slots[slot]->gc_delta = 0;
-	rs__store_relaxed(&rs__gc_requested, 0);
-	for (g = 1; g <= gen; g++)
-		rs__store_relaxed(&rs__gc.gen_count[g], 0);
-	if (gen < 2)
-		rs__store_relaxed(&rs__gc.gen_count[gen + 1],
-				  rs__load_relaxed(&rs__gc.gen_count[gen + 1]) + 1);
-}
 
 /*
  * The garbage of a collection, found with the world stopped: weak

@@ -479,6 +479,40 @@ void rs__gc_thread_exit(struct rs__thread *t)
 		rs__gc_flush_delta(t);
 }
 
+/* After each collection (world running): its figures into the statistics
+ * of its generation, then the callbacks, called with no lock held. */
+void rs__gc_record(const struct rs_gc_info *info)
+{
+	struct rs_gc_stats *st = &rs__gc.stats[info->generation];
+	uint64_t us = info->pause_ns / 1000;
+	int b = 0, i, n;
+	struct {
+		rs_gc_callback_fn fn;
+		void *arg;
+	} cb[RS__GC_MAX_CALLBACKS];
+
+	while (us > 1 && b < RS_GC_HIST_BUCKETS - 1) {
+		us >>= 1;
+		b++;
+	}
+	pthread_mutex_lock(&rs__gc.stats_lock);
+	st->collections++;
+	st->collected += (uint64_t)info->collected;
+	st->uncollectable += (uint64_t)info->uncollectable;
+	st->pause_total_ns += info->pause_ns;
+	if (info->pause_ns > st->pause_max_ns)
+		st->pause_max_ns = info->pause_ns;
+	st->ttsp_total_ns += info->ttsp_ns;
+	if (info->ttsp_ns > st->ttsp_max_ns)
+		st->ttsp_max_ns = info->ttsp_ns;
+	st->hist[b]++;
+	n = rs__gc.ncallbacks;
+	memcpy(cb, rs__gc.callbacks, sizeof(cb[0]) * (size_t)n);
+	pthread_mutex_unlock(&rs__gc.stats_lock);
+	for (i = 0; i < n; i++)
+		cb[i].fn(info, cb[i].arg);
+}
+
 /* rs_stats: the collector's backlog (relaxed reads: a snapshot). */
 void rs__gc_stats(struct rs_stats *out)
 {

@@ -73,6 +73,25 @@ void rs__gc_role_give(struct rs__thread *t)
 	pthread_mutex_unlock(&role_lock);
 }
 
+/* A collection of generations 0..gen ran (world stopped): the counts that
+ * decide the next automatic one start again. */
+void rs__gc_count_collection(int gen)
+{
+	uint32_t slot, nslots = rs__load_acquire(&rs__nslots);
+	int g;
+
+	/* world stopped: the young objects were all examined */
+	rs__store_relaxed(&rs__gc.young_count, 0);
+	for (slot = 1; slot <= nslots; slot++)
+		rs__slots[slot]->gc_delta = 0;
+	rs__store_relaxed(&rs__gc_requested, 0);
+	for (g = 1; g <= gen; g++)
+		rs__store_relaxed(&rs__gc.gen_count[g], 0);
+	if (gen < 2)
+		rs__store_relaxed(&rs__gc.gen_count[gen + 1],
+				  rs__load_relaxed(&rs__gc.gen_count[gen + 1]) + 1);
+}
+
 #define GEN_CAND RS_GC_GENERATIONS	/* choose_generation: candidates */
 
 
