@@ -50,7 +50,6 @@ struct rs__gc_state {
 
 	/* Sync: the role (written), atomic relaxed (read by rs_gc_get_count). */
 	long gen_count[RS_GC_GENERATIONS];
-	size_t long_lived_total, long_lived_pending;	/* Sync: the role */
 
 	/* The uncollectable list: each entry holds a counted reference.
 	 * Sync: the role. */

@@ -382,16 +382,12 @@ static void sort_out(struct coll *c, struct rs__logset *set)
 {
 	struct rs__gclog all = {0}, *dest = &rs__gc.gens[c->gen < 2 ? c->gen + 1 : 2];
 	struct rs__chunk *rest;
-	size_t i, n;
+	size_t i;
 
 	for (i = 0; i < set->n; i++)
 		rs__log_move(&all, set->v[i]);
-	n = rs__log_compact(&all, keep_survivor, c, &rest);
+	rs__log_compact(&all, keep_survivor, c, &rest);
 	rs__chunks_free(rest);
-	if (c->gen == 1)
-		rs__gc.long_lived_pending += n;
-	else if (c->gen == 2)
-		rs__gc.long_lived_total = n, rs__gc.long_lived_pending = 0;
 	rs__log_move(dest, &all);
 	/* the chunks just appended are partly filled: merged into the ones
 	 * before them, so the log stays in proportion to its live objects

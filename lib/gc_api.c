@@ -182,7 +182,6 @@ int rs_gc_freeze(void)
 	rs__gc_count_collection(2);
 	rs__gc_count_candidates();
 	rs__store_relaxed(&rs__gc.gen_count[1], 0);
-	rs__gc.long_lived_total = rs__gc.long_lived_pending = 0;
 	rs__world_resume(NULL);
 	rs__gc_role_give(t);
 	free(set);
@@ -198,7 +197,6 @@ int rs_gc_unfreeze(void)
 	if (!rs__gc_role_take(t, true))
 		return -1;
 	rs__world_stop();
-	rs__gc.long_lived_total += rs__gc.gens[RS__GEN_PERM].n;
 	set_frozen(0, RS__B_FROZEN);
 	rs__log_move(&rs__gc.gens[2], &rs__gc.gens[RS__GEN_PERM]);
 	rs__gc_count_candidates();
@@ -529,8 +527,6 @@ void rs__gc_shutdown(void)
 	rs__store_relaxed(&rs__gc.young_count, 0);
 	rs__store_relaxed(&rs__gc_requested, 0);
 	memset(rs__gc.gen_count, 0, sizeof(rs__gc.gen_count));
-	rs__gc.long_lived_total = rs__gc.gens[2].n;
-	rs__gc.long_lived_pending = 0;
 	pthread_mutex_lock(&rs__gc.stats_lock);
 	memset(rs__gc.stats, 0, sizeof(rs__gc.stats));
 	pthread_mutex_unlock(&rs__gc.stats_lock);
