@@ -356,10 +356,12 @@ static void *generation(void *arg)
 	while (w.n) {
 		struct stress_parcel p = w.hold[--w.n];
 
+		/* marked before it can be taken: a receiver that found it
+		 * unmarked would check it as private to itself (op_exact) */
+		atomic_store(&((struct cobj *)p.obj)->handed, 1);
 		stress_box_put(&boxes[stress_below(&w.r,
 						   (uint64_t)stress_threads)],
 			       p.obj, p.n);
-		atomic_store(&((struct cobj *)p.obj)->handed, 1);
 		w.parcels++;
 	}
 	flush_counts(&w);
