@@ -987,6 +987,7 @@ long rs__gc_cand_collection(struct rs__thread *t, bool automatic)
 {
 	struct coll c = {.t = t, .gen = 2, .begin = rs__now_ns()};
 	struct region r = {0};
+	size_t moved;
 	long found;
 
 	if (!try_stop(&c, automatic))
@@ -1003,8 +1004,9 @@ long rs__gc_cand_collection(struct rs__thread *t, bool automatic)
 	/* generation 1 first: young collections promote into it, a partly
 	 * filled chunk each time, and nothing else compacts it since
 	 * generation 1 is not collected on its own */
-	rs__gen_tidy(&rs__gc.gens[2],
-		     TIDY_ENTRIES - rs__gen_tidy(&rs__gc.gens[1], TIDY_ENTRIES));
+	moved = rs__gen_tidy(&rs__gc.gens[1], TIDY_ENTRIES);
+	if (moved < TIDY_ENTRIES)	/* it may overshoot by a chunk */
+		rs__gen_tidy(&rs__gc.gens[2], TIDY_ENTRIES - moved);
 	rs__gc_count_candidates();
 	rs__store_relaxed(&rs__gc.gen_count[1], 0);
 	rs__store_relaxed(&rs__gc_requested, 0);

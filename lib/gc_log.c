@@ -377,31 +377,42 @@ size_t rs__gc_log_chunks(int gen, size_t *entries)
 	return n;
 }
 
-/* Move chunk c's live entries to the end of chunk `to` (world stopped),
- * with their candidate bits; c is left empty.  Returns the entries moved. */
-static uint32_t chunk_move(struct rs__chunk *to, struct rs__chunk *c)
+/* Move chunk `from`'s live entries, in order and with their candidate bits,
+ * to chunk `to` from its entry wi on (world stopped); `to` may be `from`
+ * itself (wi 0: compaction in place, every write at or below the read).
+ * Returns the new end of `to`. */
+static uint32_t chunk_pack(struct rs__chunk *to, uint32_t wi,
+			   struct rs__chunk *from)
 {
-	uint32_t i, n = c->n, moved = 0;
+	uint32_t i, n = from->n;
 	bool cand;
 	void *o;
 
 	for (i = 0; i < n; i++) {
-		o = rs__load_relaxed(&c->ent[i]);
-		cand = cand_take(c, i);
+		o = rs__load_relaxed(&from->ent[i]);
+		cand = cand_take(from, i);
 		if (!o)
 			continue;
-		rs__store_relaxed(&to->ent[to->n], o);
-		rs__store_relaxed(&rs__gc_of(rs__head_of(o))->ent,
-				  &to->ent[to->n]);
+		rs__store_relaxed(&to->ent[wi], o);
+		rs__store_relaxed(&rs__gc_of(rs__head_of(o))->ent, &to->ent[wi]);
 		if (cand)
-			cand_put(to, to->n);
-		to->n++;
-		moved++;
+			cand_put(to, wi);
+		wi++;
 	}
-	c->n = 0;
-	rs__store_relaxed(&c->holes, 0);
-	rs__store_relaxed(&c->ncand, 0);
-	return moved;
+	return wi;
+}
+
+/* Unlink chunk c (prev before it, or NULL) from the log and free it. */
+static void chunk_drop(struct rs__gclog *log, struct rs__chunk *prev,
+		       struct rs__chunk *c)
+{
+	if (prev)
+		prev->next = c->next;
+	else
+		log->first = c->next;
+	if (log->last == c)
+		log->last = prev;
+	free(c);
 }
 
 /*
@@ -411,14 +422,15 @@ static uint32_t chunk_move(struct rs__chunk *to, struct rs__chunk *c)
  * chunk before it is emptied into that one and freed (young collections
  * append a partly filled chunk at each promotion: these merge); a chunk at
  * least half holes is compacted within itself.  Entries keep their order
- * and candidate bits.  At most `budget` entries move (each move writes the
- * object's trailer: the cost is per entry).  Returns the entries moved.
+ * and candidate bits.  Moving stops once `budget` entries moved (each move
+ * writes the object's trailer: the cost is per entry); the last chunk may
+ * overshoot it.  Returns the entries moved.
  */
 size_t rs__gen_tidy(struct rs__gclog *log, size_t budget)
 {
 	struct rs__chunk *c, *next, *prev = NULL;
+	uint32_t n, holes, live, end;
 	size_t moved = 0;
-	uint32_t n, holes, live, m;
 
 	for (c = log->first; c && moved < budget; c = next) {
 		next = c->next;
@@ -427,47 +439,23 @@ size_t rs__gen_tidy(struct rs__gclog *log, size_t budget)
 		live = holes < n ? n - holes : 0;
 		if (prev && prev->n + live <= RS__CHUNK_ENTS &&
 		    (holes || prev->n + n <= RS__CHUNK_ENTS)) {
-			m = chunk_move(prev, c);	/* merge into prev */
-			log->n -= n - m;
-			moved += m;
+			end = chunk_pack(prev, prev->n, c);	/* merge */
+			moved += end - prev->n;
+			log->n -= n - (end - prev->n);
+			prev->n = end;
 			cand_recount(prev);
-			prev->next = next;
-			if (log->last == c)
-				log->last = prev;
-			free(c);
+			chunk_drop(log, prev, c);
 			continue;
 		}
 		if (n && 2 * holes >= n) {		/* compact in place */
-			struct rs__chunk *self = c;
-			uint32_t i, wi = 0;
-			bool cand;
-			void *o;
-
-			for (i = 0; i < n; i++) {
-				o = rs__load_relaxed(&self->ent[i]);
-				cand = cand_take(self, i);
-				if (!o)
-					continue;
-				rs__store_relaxed(&self->ent[wi], o);
-				rs__store_relaxed(&rs__gc_of(rs__head_of(o))->ent,
-						  &self->ent[wi]);
-				if (cand)
-					cand_put(self, wi);
-				wi++;
-			}
-			self->n = wi;
-			log->n -= n - wi;
-			moved += wi;
-			rs__store_relaxed(&self->holes, 0);
-			cand_recount(self);
-			if (!wi) {
-				if (prev)
-					prev->next = next;
-				else
-					log->first = next;
-				if (log->last == c)
-					log->last = prev;
-				free(c);
+			end = chunk_pack(c, 0, c);
+			moved += end;
+			log->n -= n - end;
+			c->n = end;
+			rs__store_relaxed(&c->holes, 0);
+			cand_recount(c);
+			if (!end) {
+				chunk_drop(log, prev, c);
 				continue;
 			}
 		}
