@@ -277,7 +277,7 @@ static void spin_until_stopped(struct rs__thread *self, uint64_t deadline)
  * stderr at most once a second -- once per stop.  The handler runs on the
  * stopper with the world lock released; it must not call refstore.
  */
-static rs_stall_fn stall_fn;	/* Sync: atomic (relaxed), with stall_arg */
+static rs_stall_fn stall_fn;	/* Sync: world lock, as stall_arg */
 static void *stall_arg;
 static uint64_t stall_last_line;	/* Sync: world lock */
 
